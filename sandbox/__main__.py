@@ -1,0 +1,3 @@
+from sandbox.cli.app import main
+
+main()

@@ -1,0 +1,127 @@
+"""The one source of Airflow's configuration: `airflow_env()` returns the AIRFLOW__* mapping.
+
+Compose renders it into `.sandbox/airflow.env` (hosts are service names); the native test stack
+starts Airflow processes with the very same mapping (hosts are 127.0.0.1). Only the Topology
+differs between the two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from sandbox.config import Settings
+from sandbox.state import ADMIN_USER, Secrets
+
+# Dev-tuned latency knobs (see README "Performance"; chosen by benchmarks/run_overhead.py).
+DAG_REFRESH_INTERVAL_S = 1
+SCHEDULER_IDLE_SLEEP_S = 0.25
+WORKER_CONCURRENCY = 4
+
+DB_USER = "airflow"
+DB_NAME = "airflow"
+BROKER_USER = "airflow"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where each service is, as seen from inside the Airflow processes."""
+
+    db_host: str
+    db_port: int
+    broker_host: str
+    broker_port: int
+    api_host: str  # address the api-server binds
+    api_port: int
+    api_internal_url: str  # how workers reach the api-server (execution API)
+    api_public_url: str  # how the user's browser reaches it (links in the UI)
+    dags_folder: str
+    passwords_file: str
+    kubeconfig: str | None  # None: no cluster (stack-only); pod tasks fail at once
+    db_user: str = DB_USER
+    broker_user: str = BROKER_USER
+
+
+# Paths inside the official apache/airflow image (AIRFLOW_HOME=/opt/airflow).
+CONTAINER_HOME = PurePosixPath("/opt/airflow")
+CONTAINER_DAGS = CONTAINER_HOME / "dags"
+CONTAINER_KUBECONFIG = CONTAINER_HOME / ".kube" / "config"
+CONTAINER_PASSWORDS = CONTAINER_HOME / "simple_auth_manager_passwords.json"
+
+
+def compose_topology(settings: Settings, *, with_cluster: bool = True) -> Topology:
+    """The compose stack: service names on the compose network, files mounted by compose."""
+    return Topology(
+        db_host="postgres",
+        db_port=5432,
+        broker_host="rabbitmq",
+        broker_port=5672,
+        api_host="0.0.0.0",  # inside the container; the host publishes it on 127.0.0.1 only
+        api_port=8080,
+        api_internal_url="http://airflow-apiserver:8080",
+        api_public_url=settings.api_url,
+        dags_folder=str(CONTAINER_DAGS),
+        passwords_file=str(CONTAINER_PASSWORDS),
+        kubeconfig=str(CONTAINER_KUBECONFIG) if with_cluster else None,
+    )
+
+
+def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dict[str, str]:
+    """Every AIRFLOW__* variable the sandbox sets, identical for all Airflow processes."""
+    db_password = quote(secrets.postgres_password, safe="")
+    broker_password = quote(secrets.rabbitmq_password, safe="")
+    db = f"{topology.db_user}:{db_password}@{topology.db_host}:{topology.db_port}/{DB_NAME}"
+    env = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": topology.dags_folder,
+        "AIRFLOW__CORE__FERNET_KEY": secrets.fernet_key,
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{topology.api_internal_url}/execution/",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": topology.passwords_file,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
+        "AIRFLOW__CELERY__BROKER_URL": (
+            f"amqp://{topology.broker_user}:{broker_password}"
+            f"@{topology.broker_host}:{topology.broker_port}//"
+        ),
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        "AIRFLOW__API__HOST": topology.api_host,
+        "AIRFLOW__API__PORT": str(topology.api_port),
+        "AIRFLOW__API__BASE_URL": topology.api_public_url,
+        "AIRFLOW__API__SECRET_KEY": secrets.api_secret_key,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.jwt_secret,
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(DAG_REFRESH_INTERVAL_S),
+        "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": str(DAG_REFRESH_INTERVAL_S),
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(SCHEDULER_IDLE_SLEEP_S),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+    }
+    if topology.kubeconfig is not None:
+        env["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "kubernetes",
+                "extra": {
+                    "kube_config_path": topology.kubeconfig,
+                    "namespace": settings.task_namespace,
+                    "in_cluster": False,
+                },
+            }
+        )
+        env["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] = settings.task_namespace
+    env["SANDBOX_TASK_NAMESPACE"] = settings.task_namespace
+    env["SANDBOX_CLUSTER"] = "kind" if topology.kubeconfig is not None else "none"
+    return env
+
+
+def render_env_file(env: dict[str, str]) -> str:
+    """A compose `env_file`: KEY=VALUE lines, values taken literally (no quoting, no $ expansion)."""
+    for key, value in env.items():
+        if "\n" in value:
+            raise ValueError(f"{key} contains a newline; env files cannot carry it")
+    return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))

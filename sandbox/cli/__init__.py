@@ -1,0 +1,1 @@
+"""The typer CLI: thin commands over sandbox.core; errors become messages here and only here."""

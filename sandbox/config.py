@@ -1,0 +1,234 @@
+"""Frozen settings: defaults <- sandbox.toml or [tool.sandbox] <- SANDBOX_* env <- CLI flags.
+
+Every name, path, version, port and timeout the sandbox uses comes from here; nothing below
+the CLI reads os.environ for configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sandbox.errors import ConfigError
+
+Profile = Literal["aci-v1", "aci-v2"]
+Runtime = Literal["auto", "docker", "podman"]
+PROFILES: tuple[str, ...] = ("aci-v1", "aci-v2")
+RUNTIMES: tuple[str, ...] = ("auto", "docker", "podman")
+
+# Official images the compose stack runs (Airflow's tag comes from the pinned package version).
+POSTGRES_IMAGE = "postgres:16"
+RABBITMQ_IMAGE = "rabbitmq:3.13-management"
+AZURITE_IMAGE = "mcr.microsoft.com/azure-storage/azurite:3.35.0"
+AIRFLOW_PYTHON = "3.11"
+
+
+def airflow_version() -> str:
+    """The Airflow version pinned in pyproject.toml: the one place it is named."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("sandbox") or []
+    except metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    for requirement in requirements:
+        match = re.match(r"apache-airflow(\[[^\]]*\])?\s*==\s*([\w.]+)", requirement)
+        if match:
+            return match.group(2)
+    raise ConfigError("pyproject.toml pins no apache-airflow version (expected `==X.Y.Z`)")
+
+
+def airflow_image() -> str:
+    return f"apache/airflow:{airflow_version()}-python{AIRFLOW_PYTHON}"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Host ports; every one is published on 127.0.0.1 only."""
+
+    api: int = 8080
+    rabbitmq_ui: int = 15672
+    flower: int = 5555
+    azurite_blob: int = 10000
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds each wait may take before it fails with a diagnostic."""
+
+    cluster_create: float = 600
+    node_ready: float = 300
+    stack_healthy: float = 300
+    dag_parsed: float = 120
+    run: float = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    name: str = "sandbox"
+    dags_folder: Path = Path("sample_dags")
+    images_folders: tuple[Path, ...] = (Path("sample_dags/images"),)
+    kind_config: Path = Path("kind-config.yaml")
+    compose_file: Path = Path("compose/docker-compose.yaml")
+    state_dir: Path = Path(".sandbox")
+    task_namespace: str = "sandbox-tasks"
+    service_account: str = "airflow-tasks"
+    profile: Profile = "aci-v1"
+    runtime: Runtime = "auto"
+    ports: Ports = field(default_factory=Ports)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        # Relative paths are relative to the project directory.
+        base = self.project_dir
+        for name in ("dags_folder", "kind_config", "compose_file", "state_dir"):
+            value = getattr(self, name)
+            if not value.is_absolute():
+                object.__setattr__(self, name, base / value)
+        object.__setattr__(
+            self,
+            "images_folders",
+            tuple(p if p.is_absolute() else base / p for p in self.images_folders),
+        )
+        if self.profile not in PROFILES:
+            raise ConfigError(
+                f"unknown profile {self.profile!r}",
+                hint=f"set profile to one of: {', '.join(PROFILES)}",
+            )
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(
+                f"unknown runtime {self.runtime!r}",
+                hint=f"set runtime to one of: {', '.join(RUNTIMES)}",
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
+            raise ConfigError(
+                f"sandbox name {self.name!r} is not a valid cluster/project name",
+                hint="use lowercase letters, digits and dashes (at most 31 characters)",
+            )
+
+    @property
+    def cluster_name(self) -> str:
+        return self.name
+
+    @property
+    def compose_project(self) -> str:
+        return self.name
+
+    @property
+    def control_plane_host(self) -> str:
+        """The API server's name on the `kind` docker network (never 127.0.0.1)."""
+        return f"{self.cluster_name}-control-plane"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+
+_SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime")
+_PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir")
+
+
+def find_project_dir(start: Path) -> Path:
+    """The nearest directory at or above `start` holding sandbox.toml or kind-config.yaml."""
+    for candidate in (start, *start.parents):
+        if (candidate / "sandbox.toml").is_file() or (candidate / "kind-config.yaml").is_file():
+            return candidate
+    return start
+
+
+def _file_values(project_dir: Path) -> dict[str, Any]:
+    toml_file = project_dir / "sandbox.toml"
+    pyproject = project_dir / "pyproject.toml"
+    try:
+        if toml_file.is_file():
+            return tomllib.loads(toml_file.read_text())
+        if pyproject.is_file():
+            return tomllib.loads(pyproject.read_text()).get("tool", {}).get("sandbox", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"cannot parse {toml_file if toml_file.is_file() else pyproject}: {exc}",
+            hint="fix the TOML syntax",
+        ) from exc
+    return {}
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in (*_SCALARS, *_PATHS):
+        env_key = f"SANDBOX_{key.upper()}"
+        if env_key in environ:
+            values[key] = environ[env_key]
+    for port in dataclasses.fields(Ports):
+        env_key = f"SANDBOX_PORT_{port.name.upper()}"
+        if env_key in environ:
+            values.setdefault("ports", {})[port.name] = environ[env_key]
+    if "SANDBOX_IMAGES_FOLDERS" in environ:
+        values["images_folders"] = environ["SANDBOX_IMAGES_FOLDERS"].split(os.pathsep)
+    return values
+
+
+def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                merged[key] = {**merged[key], **value}
+            elif value is not None:
+                merged[key] = value
+    return merged
+
+
+def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
+    known = {f.name for f in dataclasses.fields(Settings)} - {"project_dir"}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s): {', '.join(sorted(unknown))}",
+            hint=f"known settings: {', '.join(sorted(known))}",
+        )
+    kwargs: dict[str, Any] = {}
+    try:
+        for key, value in values.items():
+            if key in _PATHS:
+                kwargs[key] = Path(value)
+            elif key == "images_folders":
+                kwargs[key] = tuple(Path(v) for v in value)
+            elif key == "ports":
+                kwargs[key] = Ports(**{k: int(v) for k, v in value.items()})
+            elif key == "timeouts":
+                kwargs[key] = Timeouts(**{k: float(v) for k, v in value.items()})
+            elif key == "verbose":
+                kwargs[key] = bool(value)
+            else:
+                kwargs[key] = str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid setting value: {exc}", hint="check sandbox.toml") from exc
+    return Settings(project_dir=project_dir, **kwargs)
+
+
+def load_settings(
+    project_dir: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings through every layer; `overrides` are the CLI flags (None = not given)."""
+    environ = os.environ if environ is None else environ
+    if project_dir is None:
+        env_dir = environ.get("SANDBOX_PROJECT_DIR")
+        project_dir = Path(env_dir) if env_dir else find_project_dir(Path.cwd())
+    project_dir = project_dir.resolve()
+    values = _merge(_file_values(project_dir), _env_values(environ), overrides or {})
+    return _build(project_dir, values)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Idempotent: start Debian's PostgreSQL and RabbitMQ on loopback for the integration tier, with a
+# `sandbox` login (password `sandbox`) that may create databases and vhosts. `stop` stops both.
+set -euo pipefail
+pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+case "${1:-start}" in
+start)
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start 2>/dev/null || true
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 && break; sleep 0.1; done
+  pg_isready -h 127.0.0.1
+  su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='sandbox'\"" | grep -q 1 ||
+    su postgres -c "psql -qc \"CREATE ROLE sandbox LOGIN SUPERUSER PASSWORD 'sandbox'\""
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    rabbitmq-server -detached
+  fi
+  rabbitmqctl -q await_startup
+  rabbitmqctl -q list_users | grep -q '^sandbox' || {
+    rabbitmqctl -q add_user sandbox sandbox
+    rabbitmqctl -q set_user_tags sandbox administrator
+    rabbitmqctl -q set_permissions -p / sandbox '.*' '.*' '.*'
+  }
+  ;;
+stop)
+  rabbitmqctl -q shutdown 2>/dev/null || true
+  pkill -f epmd 2>/dev/null || true
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main stop 2>/dev/null || true
+  ;;
+esac

@@ -1,0 +1,132 @@
+"""The shared primitives: settings layering, state dir secrets, run(), wait_until()."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.airflow_config import airflow_env, compose_topology, render_env_file
+from sandbox.config import airflow_image, airflow_version, load_settings
+from sandbox.errors import CommandFailed, ConfigError, LockHeld, ToolMissing, WaitTimeout
+from sandbox.proc import run
+from sandbox.state import StateDir
+from sandbox.waiting import NotReady, wait_until
+
+
+def test_settings_layers_file_then_env_then_flags(tmp_path: Path) -> None:
+    (tmp_path / "sandbox.toml").write_text('name = "fromfile"\nprofile = "aci-v2"\n[ports]\napi = 9000\n')
+    env = {"SANDBOX_NAME": "fromenv", "SANDBOX_PORT_FLOWER": "5600"}
+    settings = load_settings(tmp_path, environ=env, overrides={"profile": "aci-v1"})
+    assert settings.name == "fromenv"
+    assert settings.profile == "aci-v1"
+    assert settings.ports.api == 9000 and settings.ports.flower == 5600
+    assert settings.dags_folder == tmp_path / "sample_dags"
+
+
+def test_settings_reject_unknown_keys_and_values(tmp_path: Path) -> None:
+    (tmp_path / "sandbox.toml").write_text('colour = "blue"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(tmp_path, environ={})
+    (tmp_path / "sandbox.toml").write_text('profile = "aci-v3"\n')
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_settings(tmp_path, environ={})
+
+
+def test_airflow_version_is_the_pyproject_pin(repo: Path) -> None:
+    import tomllib
+
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    pin = next(d for d in deps if d.startswith("apache-airflow["))
+    assert pin.endswith(f"=={airflow_version()}")
+    assert airflow_image() == f"apache/airflow:{airflow_version()}-python3.11"
+
+
+def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / ".sandbox")
+    first = state.secrets()
+    assert state.secrets() == first
+    for path in (state.secrets_file, state.passwords_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.path.stat().st_mode) == 0o700
+
+
+def test_lock_refuses_a_second_holder(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    with state.lock("up"):
+        code = (
+            "import sys; from pathlib import Path; from sandbox.state import StateDir\n"
+            f"with StateDir(Path({str(tmp_path)!r})).lock('down'): pass"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode != 0 and "LockHeld" in proc.stderr and "sandbox up" in proc.stderr
+    with state.lock("down"):
+        pass
+    assert LockHeld  # the type the second holder raised
+
+
+def test_env_is_shared_and_points_inside_compose(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={})
+    env = airflow_env(settings, StateDir(tmp_path / "s").secrets(), compose_topology(settings))
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("amqp://airflow:")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert "/opt/airflow/.kube/config" in env["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+    assert "127.0.0.1" not in env["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+    rendered = render_env_file(env)
+    assert len(rendered.splitlines()) == len(env)
+    stack_only = airflow_env(
+        settings, StateDir(tmp_path / "s").secrets(), compose_topology(settings, with_cluster=False)
+    )
+    assert "AIRFLOW_CONN_KUBERNETES_DEFAULT" not in stack_only
+
+
+def test_run_raises_typed_errors() -> None:
+    assert run([sys.executable, "-c", "print('hi')"]).stdout == "hi\n"
+    with pytest.raises(CommandFailed) as failed:
+        run([sys.executable, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"])
+    assert failed.value.returncode == 3 and "boom" in str(failed.value)
+    with pytest.raises(ToolMissing):
+        run(["definitely-not-a-tool-xyz"])
+    lines: list[str] = []
+    result = run([sys.executable, "-c", "print('a'); print('b')"], on_line=lines.append)
+    assert lines == ["a", "b"] and result.returncode == 0
+
+
+def test_wait_until_reports_last_state_and_hint() -> None:
+    now = [0.0]
+    states = iter(["starting", "starting", "unhealthy"])
+
+    def check() -> None:
+        raise NotReady(next(states, "unhealthy"))
+
+    with pytest.raises(WaitTimeout) as timeout:
+        wait_until(
+            check, what="postgres healthy", timeout=2, interval=1, hint="see logs",
+            clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s),
+        )
+    assert "postgres healthy" in str(timeout.value) and "unhealthy" in str(timeout.value)
+    assert timeout.value.hint == "see logs"
+    answers = iter([None, ValueError("blip"), 42])
+
+    def flaky() -> int | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert wait_until(flaky, what="x", timeout=5, interval=0, transient=(ValueError,)) == 42
+
+
+def test_cli_starts_without_heavy_imports() -> None:
+    code = (
+        "import sys; from sandbox.cli.app import app\n"
+        "heavy = [m for m in ('airflow', 'kubernetes', 'docker', 'celpy', 'httpx') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
