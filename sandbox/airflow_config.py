@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from sandbox.config import Settings
+from sandbox.core import blob
 from sandbox.state import ADMIN_USER, Secrets
 
 # Dev-tuned latency knobs (see README "Performance"; chosen by benchmarks/run_overhead.py).
@@ -40,6 +41,7 @@ class Topology:
     dags_folder: str
     passwords_file: str
     kubeconfig: str | None  # None: no cluster (stack-only); pod tasks fail at once
+    blob_endpoint: str | None = None  # Azurite's blob endpoint as Airflow processes reach it
     db_user: str = DB_USER
     broker_user: str = BROKER_USER
 
@@ -65,6 +67,7 @@ def compose_topology(settings: Settings, *, with_cluster: bool = True) -> Topolo
         dags_folder=str(CONTAINER_DAGS),
         passwords_file=str(CONTAINER_PASSWORDS),
         kubeconfig=str(CONTAINER_KUBECONFIG) if with_cluster else None,
+        blob_endpoint=blob.blob_endpoint("azurite"),
     )
 
 
@@ -114,6 +117,8 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
             }
         )
         env["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] = settings.task_namespace
+    if topology.blob_endpoint is not None:
+        env[blob.BLOB_ENV] = blob.connection_string(topology.blob_endpoint)
     env["SANDBOX_TASK_NAMESPACE"] = settings.task_namespace
     env["SANDBOX_CLUSTER"] = "kind" if topology.kubeconfig is not None else "none"
     return env
