@@ -44,6 +44,8 @@ class Topology:
     blob_endpoint: str | None = None  # Azurite's blob endpoint as Airflow processes reach it
     db_user: str = DB_USER
     broker_user: str = BROKER_USER
+    db_name: str = DB_NAME  # the native test stack uses a fresh database per session
+    broker_vhost: str = "/"  # ...and a fresh RabbitMQ vhost when it can create one
 
 
 # Paths inside the official apache/airflow image (AIRFLOW_HOME=/opt/airflow).
@@ -75,7 +77,8 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
     """Every AIRFLOW__* variable the sandbox sets, identical for all Airflow processes."""
     db_password = quote(secrets.postgres_password, safe="")
     broker_password = quote(secrets.rabbitmq_password, safe="")
-    db = f"{topology.db_user}:{db_password}@{topology.db_host}:{topology.db_port}/{DB_NAME}"
+    db = f"{topology.db_user}:{db_password}@{topology.db_host}:{topology.db_port}/{topology.db_name}"
+    vhost = quote(topology.broker_vhost, safe="") if topology.broker_vhost != "/" else "/"
     env = {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -91,7 +94,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
         "AIRFLOW__CELERY__BROKER_URL": (
             f"amqp://{topology.broker_user}:{broker_password}"
-            f"@{topology.broker_host}:{topology.broker_port}//"
+            f"@{topology.broker_host}:{topology.broker_port}/{vhost}"
         ),
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),

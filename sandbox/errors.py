@@ -92,3 +92,33 @@ class ImageBuildError(SandboxError):
 
 class DownloadError(SandboxError):
     """A pinned tool could not be downloaded or failed checksum verification."""
+
+
+class KubeApiError(ClusterError):
+    """The Kubernetes API refused a request; `status` is its HTTP status (404: no such object)."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class LintFailed(SandboxError):
+    """`sandbox lint` (or run-dag's lint step) found violations or import errors."""
+
+    def __init__(self, summary: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            summary,
+            hint=hint or "fix each ✗ line as it says; every rule is explained in docs/aci-rules.md",
+        )
+
+
+class UnknownDag(UsageError):
+    """No parsed DAG has that id (the message lists the known ones)."""
+
+
+class DagImportFailed(SandboxError):
+    """The DAG's file fails to import; the message carries Airflow's traceback."""
+
+
+class RunExists(UsageError):
+    """A run for that DAG and logical date exists already (Airflow answered 409)."""

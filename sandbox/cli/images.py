@@ -1,9 +1,111 @@
-"""CLI commands (placeholder; filled by its issue)."""
+"""`sandbox build`, `sandbox load`, `sandbox images`: task images tagged by content."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import typer
+
+from sandbox.cli import console
+from sandbox.errors import UsageError
+
+NAMES = typer.Argument(None, help="Task image names (folder names); default: all.", show_default=False)
+BUILD_ARGS = typer.Option(
+    None, "--build-arg", help="KEY=VALUE passed to the build (part of the content tag).",
+    show_default=False,
+)
+
+
+def parse_build_args(values: Sequence[str] | None) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values or ():
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--build-arg {value!r} is not KEY=VALUE", hint="e.g. --build-arg BASE_IMAGE=python:3.12-slim")
+        args[key] = val
+    return args
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def build(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    build_arg: list[str] = BUILD_ARGS,
+) -> None:
+    """Build task images whose sources changed (tag = hash of the build context)."""
+    from sandbox.core import images
+
+    settings = ctx.obj.settings()
+    client, _ = images.connect(settings)
+    results = images.build(
+        settings, ctx.obj.reporter(), client, names or None, build_args=parse_build_args(build_arg)
+    )
+    for result in results:
+        verb = f"built in {result.seconds:.1f}s" if result.built else "up to date"
+        console.out.print(f"{result.ref}  {verb}")
+
+
+def load(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    build_arg: list[str] = BUILD_ARGS,
+) -> None:
+    """Load built task images into the kind nodes that lack them."""
+    from sandbox.core import images
+
+    settings = ctx.obj.settings()
+    client, kind = images.connect(settings)
+    results = images.load(
+        settings, ctx.obj.reporter(), client, kind, names or None,
+        build_args=parse_build_args(build_arg),
+    )
+    for result in results:
+        if result.loaded_into:
+            how = " (from an archive)" if result.via_archive else ""
+            console.out.print(f"{result.ref}  loaded into {', '.join(result.loaded_into)}{how}")
+        else:
+            console.out.print(f"{result.ref}  already on every node")
+
+
+def list_images(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    build_arg: list[str] = BUILD_ARGS,
+) -> None:
+    """Task images: name, tag, size, built at, and the nodes holding them."""
+    from dataclasses import asdict
+
+    from sandbox.core import images
+
+    settings = ctx.obj.settings()
+    client, kind = images.connect(settings)
+    rows = images.status(settings, client, kind, names or None, build_args=parse_build_args(build_arg))
+    if as_json:
+        console.out.print_json(json.dumps([asdict(row) for row in rows]))
+        return
+    from rich.table import Table
+
+    table = Table("name", "tag", "size", "built at", "nodes", box=None, pad_edge=False)
+    for row in rows:
+        nodes = "(no cluster)" if row.nodes is None else ", ".join(row.nodes) or "none"
+        built_at = (row.created or "")[:19].replace("T", " ") if row.built else "not built"
+        table.add_row(row.name, row.ref.partition(":")[2], human_size(row.size), built_at, nodes)
+    console.out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("build")(build)
+    app.command("load")(load)
+    app.command("images")(list_images)

@@ -1,9 +1,298 @@
-"""CLI commands (placeholder; filled by its issue)."""
+"""`sandbox run-dag`, `sandbox backfill`, `sandbox dags`: thin commands over sandbox.core.runs.
+
+Progress (the live table, streamed pod logs) goes to stderr; the result (summary or --json) to
+stdout. Exit 0: success; 1: a failed run; 2: bad input.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from sandbox.cli import console
+from sandbox.errors import LintFailed, UsageError
+
+if TYPE_CHECKING:
+    from sandbox.adapters.airflow_api import TaskInstance
+    from sandbox.config import Settings
+    from sandbox.core.follow import BackfillSnapshot, RunSnapshot
+    from sandbox.core.runs import BackfillResult, DagsReport, RunResult
+
+STATE_STYLE = {
+    "success": "green",
+    "failed": "red",
+    "upstream_failed": "red",
+    "up_for_retry": "yellow",
+    "running": "cyan",
+    "queued": "blue",
+    "scheduled": "blue",
+    "skipped": "magenta",
+}
+
+
+def _state(state: str | None) -> str:
+    text = state or "none"
+    style = STATE_STYLE.get(text, "dim")
+    return f"[{style}]{escape(text)}[/]"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _parse_conf(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        conf = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--conf is not valid JSON: {exc.msg} (at character {exc.pos})",
+            hint='pass a JSON object, e.g. --conf \'{"limit": 10}\'',
+        ) from None
+    if not isinstance(conf, dict):
+        raise UsageError("--conf must be a JSON object", hint='e.g. --conf \'{"limit": 10}\'')
+    return conf
+
+
+def _lint(settings: Settings, dag_id: str) -> None:
+    """ACI rules before anything runs; parse problems are left to Airflow (richer message)."""
+    from sandbox.core.lint import lint_dags
+
+    report = lint_dags(settings, dag_ids=[dag_id])
+    if report.violation_count:
+        for line in report.lines():
+            console.err.print(escape(line))
+        raise LintFailed(report.summary())
+
+
+# -- live rendering ------------------------------------------------------------------------------
+def _elapsed(ti: TaskInstance) -> float | None:
+    if ti.duration is not None:
+        return float(ti.duration)
+    if ti.start_date is not None:
+        return (datetime.now(UTC) - ti.start_date).total_seconds()
+    return None
+
+
+def run_table(snapshot: RunSnapshot) -> Table:
+    from sandbox.core.dates import format_logical_date
+
+    run = snapshot.run
+    table = Table(
+        title=(
+            f"{escape(run.dag_id)} · {format_logical_date(run.logical_date)} · "
+            f"{_state(run.state)}"
+        ),
+        title_justify="left",
+    )
+    for column in ("task", "state", "try", "elapsed"):
+        table.add_column(column, justify="right" if column in ("try", "elapsed") else "left")
+    for ti in snapshot.tasks:
+        table.add_row(escape(ti.key), _state(ti.state), str(ti.try_number), _seconds(_elapsed(ti)))
+    return table
+
+
+def backfill_table(snapshot: BackfillSnapshot) -> Table:
+    from sandbox.core.dates import format_logical_date
+
+    bf = snapshot.backfill
+    title = (
+        f"backfill {bf.id} of {escape(bf.dag_id)} · {format_logical_date(bf.from_date)} → "
+        f"{format_logical_date(bf.to_date)} · max {bf.max_active_runs} at once"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("logical date", "state", "run id"):
+        table.add_column(column)
+    for run in snapshot.runs:
+        table.add_row(format_logical_date(run.logical_date), _state(run.state), escape(run.run_id))
+    return table
+
+
+def _print_run_summary(result: RunResult) -> None:
+    from sandbox.core.dates import format_logical_date
+
+    out = console.out
+    table = Table(title_justify="left")
+    for column in ("task", "state", "tries", "duration"):
+        table.add_column(column, justify="right" if column in ("tries", "duration") else "left")
+    for task in result.tasks:
+        table.add_row(escape(task.task), _state(task.state), str(task.tries), _seconds(task.duration_s))
+    out.print(table)
+    for task in result.tasks:
+        if task.log_tail:
+            out.print(f"[bold red]log tail of {escape(task.task)} (try {task.tries}):[/]")
+            for line in task.log_tail:
+                out.print(f"  {escape(line)}", soft_wrap=True)
+    verdict = "[green]succeeded[/]" if result.ok else f"[red]{escape(result.state)}[/]"
+    rerun = " (rerun)" if result.rerun else ""
+    out.print(
+        f"{escape(result.dag_id)} {format_logical_date(result.logical_date)}{rerun}: {verdict}"
+    )
+    out.print(f"run: {escape(result.url)}", soft_wrap=True)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def run_dag(
+    ctx: typer.Context,
+    dag_id: str = typer.Argument(..., help="The DAG id."),
+    date: str = typer.Option(
+        ..., "--date", "-d", help="Logical date: YYYY-MM-DD (midnight UTC) or ISO-8601 with offset."
+    ),
+    conf: str = typer.Option(None, "--conf", help="Run conf as a JSON object."),
+    rerun: bool = typer.Option(False, "--rerun", help="Clear an existing run for that date and run it again."),
+    logs: bool = typer.Option(True, "--logs/--no-logs", help="Stream pod tasks' logs as they grow."),
+    lint: bool = typer.Option(True, "--lint/--no-lint", help="Check the DAG against the ACI rules first."),
+    timeout: float = typer.Option(None, "--timeout", min=1, help="Seconds to wait for the run (default from settings)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Trigger one DAG run through the real scheduler and Celery and follow it to the end."""
+    from sandbox.core.dates import format_logical_date, parse_logical_date
+    from sandbox.core.runs import RunRequest, connect
+    from sandbox.core.runs import run_dag as core_run_dag
+
+    request = RunRequest(
+        dag_id=dag_id,
+        logical_date=parse_logical_date(date),
+        conf=_parse_conf(conf),
+        rerun=rerun,
+        logs=logs,
+        timeout=timeout,
+    )
+    settings = ctx.obj.settings()
+    if lint:
+        _lint(settings, dag_id)
+    started = time.monotonic()
+    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+        live.update(f"waiting for {escape(dag_id)} to be parsed…")
+
+        def on_started(run: Any, was_rerun: bool) -> None:
+            action = "cleared and re-running" if was_rerun else "triggered"
+            live.console.print(
+                f"{action} {escape(run.dag_id)} {format_logical_date(request.logical_date)}: "
+                f"{escape(run.run_id)}"
+            )
+
+        def on_log(task: str, line: str) -> None:
+            live.console.print(f"[dim]{escape(task)} |[/] {escape(line)}", soft_wrap=True)
+
+        result = core_run_dag(
+            api,
+            settings,
+            request,
+            on_started=on_started,
+            on_update=lambda snapshot: live.update(run_table(snapshot)),
+            on_log=on_log,
+        )
+    if as_json:
+        console.out.print_json(json.dumps({**result.as_json(), "elapsed_s": round(time.monotonic() - started, 2)}))
+    else:
+        _print_run_summary(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def backfill(
+    ctx: typer.Context,
+    dag_id: str = typer.Argument(..., help="The DAG id."),
+    start: str = typer.Option(..., "--start", help="First logical date (inclusive)."),
+    end: str = typer.Option(..., "--end", help="Last logical date (inclusive)."),
+    max_active_runs: int = typer.Option(2, "--max-active-runs", min=1, help="Runs at once."),
+    rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Also re-run dates whose run failed."),
+    conf: str = typer.Option(None, "--conf", help="Run conf (JSON object) for every run."),
+    timeout: float = typer.Option(None, "--timeout", min=1, help="Seconds to wait for the backfill."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Run a DAG over a date range with Airflow's backfill, a row per logical date."""
+    from sandbox.core.dates import parse_logical_date
+    from sandbox.core.runs import BackfillRequest, connect
+    from sandbox.core.runs import backfill as core_backfill
+
+    request = BackfillRequest(
+        dag_id=dag_id,
+        start=parse_logical_date(start, option="--start"),
+        end=parse_logical_date(end, option="--end"),
+        max_active_runs=max_active_runs,
+        rerun_failed=rerun_failed,
+        conf=_parse_conf(conf),
+        timeout=timeout,
+    )
+    settings = ctx.obj.settings()
+    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+        live.update(f"waiting for {escape(dag_id)} to be parsed…")
+        result = core_backfill(
+            api,
+            settings,
+            request,
+            on_started=lambda bf: live.console.print(f"backfill {bf.id} of {escape(bf.dag_id)} created"),
+            on_update=lambda snapshot: live.update(backfill_table(snapshot)),
+        )
+    if as_json:
+        console.out.print_json(json.dumps(result.as_json()))
+    else:
+        _print_backfill_summary(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_backfill_summary(result: BackfillResult) -> None:
+    from sandbox.core.dates import format_logical_date
+
+    table = Table(title_justify="left")
+    for column in ("logical date", "state", "duration"):
+        table.add_column(column)
+    for run in result.runs:
+        table.add_row(format_logical_date(run.logical_date), _state(run.state), _seconds(run.duration_s))
+    console.out.print(table)
+    good = sum(r.state == "success" for r in result.runs)
+    verdict = "[green]succeeded[/]" if result.ok else "[red]failed[/]"
+    console.out.print(f"{escape(result.dag_id)}: {good}/{len(result.runs)} runs succeeded — {verdict}")
+    console.out.print(f"runs: {escape(result.url)}", soft_wrap=True)
+
+
+def dags(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """DAGs Airflow knows: paused or not, last run, and files that fail to import."""
+    from sandbox.core.runs import connect, dags_report
+
+    with connect(ctx.obj.settings()) as api:
+        report = dags_report(api)
+    if as_json:
+        console.out.print_json(json.dumps(report.as_json()))
+        return
+    _print_dags(report)
+
+
+def _print_dags(report: DagsReport) -> None:
+    from sandbox.core.dates import format_logical_date
+
+    table = Table(title_justify="left")
+    for column in ("dag", "paused", "schedule", "last run", "logical date"):
+        table.add_column(column)
+    for dag in report.dags:
+        table.add_row(
+            escape(dag.dag_id) + (" [red](import error)[/]" if dag.has_import_errors else ""),
+            "yes" if dag.paused else "no",
+            escape(dag.schedule or "-"),
+            _state(dag.last_run_state) if dag.last_run_state else "-",
+            format_logical_date(dag.last_run_date),
+        )
+    console.out.print(table)
+    for error in report.import_errors:
+        console.out.print(f"[bold red]import error in {escape(error.filename)}:[/]")
+        console.out.print(escape(error.stack_trace.rstrip()), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("run-dag")(run_dag)
+    app.command("backfill")(backfill)
+    app.command("dags")(dags)

@@ -4,6 +4,9 @@
 #   localhost/sandbox-python:3.11  python3 + pip in a venv on PATH: stands in for python:3.x-slim
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# Several test sessions may call this at once: one builds, the others wait and then find it done.
+exec 9>"${TMPDIR:-/tmp}/sandbox-base-images.lock"
+flock 9
 if ! podman image exists localhost/debian:bookworm; then
   rootfs=$(mktemp -d /var/tmp/sandbox-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT

@@ -1,0 +1,95 @@
+"""Which image a pod task runs: the same DAG code on the laptop and on AKS.
+
+Imported by DAG files inside the official Airflow containers, where the `sandbox` package is not
+installed: standard library only (Airflow is imported lazily, for Variables).
+
+Resolution, first match wins:
+1. production by environment: TASK_IMAGE_REGISTRY (e.g. `myacr.azurecr.io/ml`) and
+   TASK_IMAGE_TAG (e.g. `2024.06.1`) give `<registry>/<name>:<tag>`;
+2. the sandbox: `.sandbox-images.json` next to this package (written by `sandbox build` into the
+   DAG folder, gitignored) gives the tag built from the image's current sources;
+3. production by Airflow Variables `task_image_registry` and `task_image_tag`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+REGISTRY_ENV = "TASK_IMAGE_REGISTRY"
+TAG_ENV = "TASK_IMAGE_TAG"
+REGISTRY_VARIABLE = "task_image_registry"
+TAG_VARIABLE = "task_image_tag"
+RECORD_FILE = Path(__file__).resolve().parent.parent / ".sandbox-images.json"
+
+
+class TaskImageNotFound(LookupError):
+    """The image cannot be resolved: never built in the sandbox, or production not configured."""
+
+
+def _production(registry: str | None, tag: str | None, source: str) -> tuple[str, str] | None:
+    if not registry and not tag:
+        return None
+    if not (registry and tag):
+        given, missing = ("registry", "tag") if registry else ("tag", "registry")
+        raise TaskImageNotFound(f"{source}: the image {given} is set but not the {missing}; set both")
+    return registry.rstrip("/"), tag
+
+
+def _sandbox_record() -> dict[str, dict[str, str]] | None:
+    try:
+        return dict(json.loads(RECORD_FILE.read_text()).get("images") or {})
+    except FileNotFoundError:
+        return None
+    except (ValueError, AttributeError) as exc:
+        raise TaskImageNotFound(f"{RECORD_FILE} is unreadable ({exc}): run `sandbox build`") from exc
+
+
+def _variables() -> tuple[str, str] | None:
+    try:
+        from airflow.sdk import Variable
+    except ImportError:
+        return None
+    return _production(
+        Variable.get(REGISTRY_VARIABLE, default=None),
+        Variable.get(TAG_VARIABLE, default=None),
+        f"the Airflow Variables {REGISTRY_VARIABLE}/{TAG_VARIABLE}",
+    )
+
+
+def in_sandbox() -> bool:
+    """True when images come from the sandbox's local build (no production settings in env)."""
+    return not os.environ.get(REGISTRY_ENV) and RECORD_FILE.is_file()
+
+
+def task_image(name: str) -> str:
+    """The image reference for the task image built from `images/<name>/`."""
+    env = _production(os.environ.get(REGISTRY_ENV), os.environ.get(TAG_ENV), f"{REGISTRY_ENV}/{TAG_ENV}")
+    if env:
+        return f"{env[0]}/{name}:{env[1]}"
+    record = _sandbox_record()
+    if record is not None:
+        entry = record.get(name)
+        if entry and entry.get("image"):
+            return entry["image"]
+        built = ", ".join(sorted(record)) or "none"
+        raise TaskImageNotFound(
+            f"task image {name!r} has not been built in the sandbox (built: {built}): "
+            f"run `sandbox build {name}`"
+        )
+    production = _variables()
+    if production:
+        return f"{production[0]}/{name}:{production[1]}"
+    raise TaskImageNotFound(
+        f"task image {name!r} is unknown: run `sandbox build {name}` in the sandbox, or set "
+        f"{REGISTRY_ENV} and {TAG_ENV} (or the Airflow Variables {REGISTRY_VARIABLE} and "
+        f"{TAG_VARIABLE}) in production"
+    )
+
+
+def task_image_pull_policy() -> str | None:
+    """IfNotPresent in the sandbox (images are loaded into kind, there is no registry to pull
+    from); None in production, leaving Kubernetes' default for a non-latest tag (also
+    IfNotPresent) and no field that ACI would ignore anyway."""
+    return "IfNotPresent" if in_sandbox() else None

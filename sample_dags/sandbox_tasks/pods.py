@@ -1,0 +1,96 @@
+"""The one place that says how a KubernetesPodOperator task runs on the AKS virtual node.
+
+`virtual_node()` returns the operator keyword arguments shared by every pod task of the sample
+DAGs, so placement and the ACI rules are right in one place instead of in every task:
+- nodeSelector and tolerations exactly as the AKS virtual-node documentation gives them (the
+  sandbox's simulated node carries the same labels and taint, so the same DAG places the same);
+- requests and limits set (without requests ACI silently gives 1 vCPU / 1.5 GB), within ACI's
+  4 vCPU / 16 GiB per container group;
+- `do_xcom_push=False`: KPO's XCom sidecar is read with an exec that passes arguments, which
+  ACI (virtual nodes v1) cannot run; steps exchange data through blob storage instead;
+- the blob connection string from the Secret `sandbox up` creates (on AKS: a Secret of the same
+  name holding the real storage account's connection string);
+- the pull policy from `task_image_pull_policy()`: `IfNotPresent` in the sandbox (images are
+  loaded into the kind nodes, there is no registry), Kubernetes' default in production.
+
+Only stdlib and the kubernetes models: the DAG folder is all a DAG file can import in Airflow's
+containers (the `sandbox` package is not installed there).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes.client import models as k8s
+
+from sandbox_tasks.images import task_image_pull_policy
+
+# The blob contract, as sandbox.core.blob defines it (a unit test keeps the two equal).
+BLOB_CONTAINER = "sandbox"
+BLOB_SECRET_NAME = "sandbox-blob"
+BLOB_SECRET_KEY = "connection_string"
+BLOB_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+
+# Where pods go: `sandbox up` sets SANDBOX_TASK_NAMESPACE for every Airflow process.
+TASK_NAMESPACE = os.environ.get("SANDBOX_TASK_NAMESPACE", "sandbox-tasks")
+# Finished pods are kept in the sandbox so `kubectl logs/describe` (and the e2e) can see where
+# and how they ran; on AKS set SANDBOX_POD_ON_FINISH=delete_succeeded_pod.
+ON_FINISH_ACTION = os.environ.get("SANDBOX_POD_ON_FINISH", "keep_pod")
+
+# As in the AKS virtual-nodes docs' sample app (learn.microsoft.com/azure/aks/virtual-nodes-cli)
+# and Azure's AKS autoscaling workshop ("Pod Spec for ACI Deployment, only on ACI").
+VIRTUAL_NODE_SELECTOR: dict[str, str] = {
+    "kubernetes.io/role": "agent",
+    "beta.kubernetes.io/os": "linux",
+    "type": "virtual-kubelet",
+}
+VIRTUAL_NODE_TOLERATIONS: list[k8s.V1Toleration] = [
+    k8s.V1Toleration(key="virtual-kubelet.io/provider", operator="Exists"),
+    k8s.V1Toleration(key="azure.com/aci", effect="NoSchedule"),
+]
+
+
+def blob_env() -> list[k8s.V1EnvVar]:
+    """AZURE_STORAGE_CONNECTION_STRING from the blob Secret (ACI accepts secretKeyRef env)."""
+    return [
+        k8s.V1EnvVar(
+            name=BLOB_ENV,
+            value_from=k8s.V1EnvVarSource(
+                secret_key_ref=k8s.V1SecretKeySelector(name=BLOB_SECRET_NAME, key=BLOB_SECRET_KEY)
+            ),
+        )
+    ]
+
+
+def virtual_node(
+    *,
+    cpu: str = "500m",
+    memory: str = "512Mi",
+    cpu_limit: str = "1",
+    memory_limit: str = "1Gi",
+    namespace: str = TASK_NAMESPACE,
+) -> dict[str, Any]:
+    """KubernetesPodOperator keyword arguments that put a task on the AKS virtual node.
+
+    Give the task its own `task_id`, `image` (from `task_image()`), `cmds` and `arguments`
+    (always `cmds` with `arguments`: the ACI provider refuses args without a command).
+    """
+    return {
+        "namespace": namespace,
+        "node_selector": dict(VIRTUAL_NODE_SELECTOR),
+        "tolerations": list(VIRTUAL_NODE_TOLERATIONS),
+        "container_resources": k8s.V1ResourceRequirements(
+            requests={"cpu": cpu, "memory": memory},
+            limits={"cpu": cpu_limit, "memory": memory_limit},
+        ),
+        "env_vars": blob_env(),
+        "image_pull_policy": task_image_pull_policy(),
+        "do_xcom_push": False,
+        "get_logs": True,
+        "log_events_on_failure": True,
+        "on_finish_action": ON_FINISH_ACTION,
+        # ACI may need minutes to start a container group; kind needs seconds.
+        "startup_timeout_seconds": 600,
+        "labels": {"app.kubernetes.io/part-of": "sandbox-samples"},
+    }

@@ -1,0 +1,417 @@
+"""Airflow's REST API v2: the only module that speaks HTTP to Airflow (and imports httpx).
+
+Responses are parsed into small frozen models at this edge; every non-2xx answer becomes an
+AirflowApiError carrying the API's `detail`, and an unreachable server becomes a StackError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sandbox.errors import AirflowApiError, StackError
+
+log = logging.getLogger("sandbox.http")
+
+PAGE = 100
+FINISHED_RUN_STATES = frozenset({"success", "failed"})
+FINISHED_TASK_STATES = frozenset(
+    {"success", "failed", "skipped", "upstream_failed", "removed"}
+)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def format_time(value: datetime) -> str:
+    """The API's datetime format: ISO-8601 with an explicit offset (aware datetimes only)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime sent to the Airflow API")
+    return value.isoformat()
+
+
+@dataclass(frozen=True)
+class Dag:
+    dag_id: str
+    is_paused: bool
+    has_import_errors: bool
+    relative_fileloc: str | None
+    schedule: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Dag:
+        return cls(
+            dag_id=data["dag_id"],
+            is_paused=bool(data["is_paused"]),
+            has_import_errors=bool(data.get("has_import_errors")),
+            relative_fileloc=data.get("relative_fileloc"),
+            schedule=data.get("timetable_summary"),
+        )
+
+
+@dataclass(frozen=True)
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    run_type: str
+    logical_date: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+    conf: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DagRun:
+        return cls(
+            dag_id=data["dag_id"],
+            run_id=data["dag_run_id"],
+            state=data["state"],
+            run_type=data["run_type"],
+            logical_date=parse_time(data.get("logical_date")),
+            start_date=parse_time(data.get("start_date")),
+            end_date=parse_time(data.get("end_date")),
+            conf=data.get("conf") or {},
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_RUN_STATES
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    task_id: str
+    map_index: int
+    state: str | None  # None: not scheduled yet
+    try_number: int
+    max_tries: int
+    operator: str | None
+    start_date: datetime | None
+    end_date: datetime | None
+    duration: float | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskInstance:
+        return cls(
+            task_id=data["task_id"],
+            map_index=int(data.get("map_index", -1)),
+            state=data.get("state"),
+            try_number=int(data.get("try_number") or 0),
+            max_tries=int(data.get("max_tries") or 0),
+            operator=data.get("operator"),
+            start_date=parse_time(data.get("start_date")),
+            end_date=parse_time(data.get("end_date")),
+            duration=data.get("duration"),
+        )
+
+    @property
+    def key(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_TASK_STATES
+
+    @property
+    def runs_in_a_pod(self) -> bool:
+        """KubernetesPodOperator and its decorator: the tasks whose log is worth streaming."""
+        return "Kubernetes" in (self.operator or "")
+
+
+@dataclass(frozen=True)
+class ImportErrorRecord:
+    filename: str
+    bundle_name: str | None
+    stack_trace: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImportErrorRecord:
+        return cls(data["filename"], data.get("bundle_name"), data.get("stack_trace") or "")
+
+
+@dataclass(frozen=True)
+class Backfill:
+    id: int
+    dag_id: str
+    from_date: datetime
+    to_date: datetime
+    max_active_runs: int
+    reprocess_behavior: str
+    completed_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Backfill:
+        return cls(
+            id=int(data["id"]),
+            dag_id=data["dag_id"],
+            from_date=parse_time(data["from_date"]),  # type: ignore[arg-type]
+            to_date=parse_time(data["to_date"]),  # type: ignore[arg-type]
+            max_active_runs=int(data["max_active_runs"]),
+            reprocess_behavior=data["reprocess_behavior"],
+            completed_at=parse_time(data.get("completed_at")),
+        )
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Lines of a task log since the last token; `token` is None once the log is complete."""
+
+    lines: tuple[str, ...]
+    token: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LogChunk:
+        content = data.get("content") or []
+        if isinstance(content, str):  # plain-text logs (older handlers)
+            return cls(tuple(content.splitlines()), data.get("continuation_token"))
+        return cls(
+            tuple(line for entry in content for line in log_lines(entry)),
+            data.get("continuation_token"),
+        )
+
+
+def log_lines(entry: Mapping[str, Any]) -> Iterator[str]:
+    """One structured log entry as text; exceptions as `Type: value` plus the last frame."""
+    event = str(entry.get("event", ""))
+    if event.startswith("::") or "timestamp" not in entry:
+        return  # the UI's folding markers and the log-source preamble
+    stamp = str(entry.get("timestamp", ""))[11:19]
+    level = str(entry.get("level", "")).upper()
+    yield " ".join(part for part in (stamp, level, event) if part)
+    for error in entry.get("error_detail") or []:
+        frames = error.get("frames") or []
+        if frames:
+            last = frames[-1]
+            yield f"  File {last.get('filename')}, line {last.get('lineno')}, in {last.get('name')}"
+        yield f"  {error.get('exc_type')}: {error.get('exc_value')}"
+
+
+def detail_text(body: Any) -> str:
+    """The API's `detail` (a string, a validation list, or a dict) as one readable line."""
+    detail = body.get("detail", body) if isinstance(body, Mapping) else body
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    if isinstance(detail, Mapping):
+        return str(detail.get("reason") or detail.get("message") or json.dumps(detail))
+    return str(detail)
+
+
+class AirflowApi:
+    """A logged-in client; the token comes from POST /auth/token and is renewed on a 401."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 15.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    def __enter__(self) -> AirflowApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport ------------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise StackError(
+                f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__}",
+                hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
+            ) from exc
+        log.debug("%s %s%s -> %s", method, self.base_url, path, response.status_code)
+        return response
+
+    def _login(self) -> str:
+        response = self._send(
+            "POST", "/auth/token", json={"username": self._username, "password": self._password}
+        )
+        if response.status_code not in (200, 201):
+            raise AirflowApiError(
+                response.status_code, detail_text(_body(response)), method="POST", path="/auth/token"
+            )
+        self._token = str(response.json()["access_token"])
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """JSON body of a 2xx answer; a 401 renews the token once; other errors are typed."""
+        for attempt in (1, 2):
+            token = self._token or self._login()
+            response = self._send(
+                method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
+            if response.status_code == 401 and attempt == 1:
+                self._token = None
+                continue
+            break
+        if not response.is_success:
+            raise AirflowApiError(
+                response.status_code, detail_text(_body(response)), method=method, path=path
+            )
+        return _body(response)
+
+    def _pages(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        offset = 0
+        while True:
+            body = self.request("GET", path, params={**(params or {}), "limit": PAGE, "offset": offset})
+            items = body[key]
+            yield from items
+            offset += len(items)
+            if not items or offset >= body.get("total_entries", 0):
+                return
+
+    # -- DAGs --------------------------------------------------------------------------------
+    def list_dags(self) -> list[Dag]:
+        return [Dag.from_json(d) for d in self._pages("/api/v2/dags", "dags")]
+
+    def get_dag(self, dag_id: str) -> Dag | None:
+        try:
+            return Dag.from_json(self.request("GET", f"/api/v2/dags/{_seg(dag_id)}"))
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def set_paused(self, dag_id: str, paused: bool) -> Dag:
+        body = self.request("PATCH", f"/api/v2/dags/{_seg(dag_id)}", json={"is_paused": paused})
+        return Dag.from_json(body)
+
+    def import_errors(self) -> list[ImportErrorRecord]:
+        return [
+            ImportErrorRecord.from_json(e)
+            for e in self._pages("/api/v2/importErrors", "import_errors")
+        ]
+
+    # -- runs ---------------------------------------------------------------------------------
+    def trigger(
+        self, dag_id: str, logical_date: datetime, conf: Mapping[str, Any] | None = None
+    ) -> DagRun:
+        payload: dict[str, Any] = {"logical_date": format_time(logical_date)}
+        if conf:
+            payload["conf"] = dict(conf)
+        body = self.request("POST", f"/api/v2/dags/{_seg(dag_id)}/dagRuns", json=payload)
+        return DagRun.from_json(body)
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRun:
+        body = self.request("GET", f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}")
+        return DagRun.from_json(body)
+
+    def list_runs(
+        self,
+        dag_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        latest_only: bool = False,
+    ) -> list[DagRun]:
+        """Runs by logical date (inclusive bounds); `latest_only`: the most recent one only."""
+        params: dict[str, Any] = {"order_by": "-run_after" if latest_only else "logical_date"}
+        if start is not None:
+            params["logical_date_gte"] = format_time(start)
+        if end is not None:
+            params["logical_date_lte"] = format_time(end)
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns"
+        if latest_only:
+            body = self.request("GET", path, params={**params, "limit": 1})
+            return [DagRun.from_json(r) for r in body["dag_runs"]]
+        return [DagRun.from_json(r) for r in self._pages(path, "dag_runs", params)]
+
+    def clear_run(self, dag_id: str, run_id: str) -> DagRun:
+        body = self.request(
+            "POST",
+            f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/clear",
+            json={"dry_run": False},
+        )
+        return DagRun.from_json(body)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstance]:
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances"
+        return [TaskInstance.from_json(t) for t in self._pages(path, "task_instances")]
+
+    def task_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        *,
+        map_index: int = -1,
+        token: str | None = None,
+    ) -> LogChunk:
+        """The log from `token` on (from the start without); `full_content` stays false so
+        the continuation token walks the log as it grows."""
+        params: dict[str, Any] = {"full_content": "false", "map_index": map_index}
+        if token:
+            params["token"] = token
+        path = (
+            f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"
+            f"/taskInstances/{_seg(task_id)}/logs/{try_number}"
+        )
+        return LogChunk.from_json(self.request("GET", path, params=params))
+
+    # -- backfills ----------------------------------------------------------------------------
+    def create_backfill(
+        self,
+        dag_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        max_active_runs: int,
+        reprocess_behavior: str,
+        conf: Mapping[str, Any] | None = None,
+    ) -> Backfill:
+        payload: dict[str, Any] = {
+            "dag_id": dag_id,
+            "from_date": format_time(start),
+            "to_date": format_time(end),
+            "max_active_runs": max_active_runs,
+            "reprocess_behavior": reprocess_behavior,
+            "run_backwards": False,
+        }
+        if conf:
+            payload["dag_run_conf"] = dict(conf)
+        return Backfill.from_json(self.request("POST", "/api/v2/backfills", json=payload))
+
+    def get_backfill(self, backfill_id: int) -> Backfill:
+        return Backfill.from_json(self.request("GET", f"/api/v2/backfills/{backfill_id}"))
+
+
+def _seg(value: str) -> str:
+    """One URL path segment (run ids contain ':' and '+')."""
+    return quote(value, safe="")
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"detail": response.text.strip() or response.reason_phrase}

@@ -1,0 +1,352 @@
+"""The kind cluster and its simulated AKS virtual node: ensure, verify, report, delete.
+
+Which cluster is ours: `ensure_cluster` writes `.sandbox/cluster.json` (name, state, hash of
+kind-config.yaml) *before* running `kind create`. A kind cluster of the same name without that
+record was made by someone else and is never touched (up refuses, down refuses to delete it).
+The record's state also makes an interrupted create resumable: "creating" with a cluster present
+means a Ctrl-C'd or crashed `kind create`, and that half-made cluster (ours) is deleted and
+created again. The record sits next to the admin kubeconfig and goes with `down --purge`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sandbox.adapters.kind import KindCli
+from sandbox.adapters.kube import Node
+from sandbox.config import Settings
+from sandbox.core.kind_config import (
+    POST_CREATE_LABELS,
+    VIRTUAL_NODE_LABELS,
+    VIRTUAL_NODE_TAINT,
+    NodeSpec,
+    declared_nodes,
+    load_kind_config,
+)
+from sandbox.errors import ClusterError, CommandFailed, KubeApiError, SandboxError, ToolMissing
+from sandbox.progress import Reporter
+from sandbox.state import StateDir, write_private
+from sandbox.waiting import NotReady, wait_until
+
+RECORD_NAME = "cluster.json"
+T = TypeVar("T")
+# Labels `up` sets through the API when absent: those kubelet refuses, plus the OS labels kubelet
+# normally sets itself (the deprecated beta one is what the AKS docs' nodeSelector names; a future
+# kubelet may stop setting it). `type` is never repaired: without it the config is wrong.
+API_LABELS = {**POST_CREATE_LABELS, "kubernetes.io/os": "linux", "beta.kubernetes.io/os": "linux"}
+RECREATE_HINT = "recreate the cluster: `sandbox down --purge && sandbox up`"
+
+
+class NodesApi(Protocol):
+    def nodes(self) -> list[Node]: ...
+    def label_node(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    name: str
+    state: str  # "creating" | "created"
+    config_sha256: str
+
+
+def record_path(state: StateDir) -> Path:
+    return state.path / RECORD_NAME
+
+
+def read_record(state: StateDir) -> ClusterRecord | None:
+    try:
+        return ClusterRecord(**json.loads(record_path(state).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _write_record(state: StateDir, record: ClusterRecord) -> None:
+    state.ensure()
+    write_private(record_path(state), json.dumps(asdict(record), indent=2))
+
+
+def _config_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _foreign(name: str) -> ClusterError:
+    return ClusterError(
+        f"a kind cluster named {name!r} exists but was not created by this sandbox",
+        hint=f'use another name (`name = "..."` in sandbox.toml or SANDBOX_NAME), or, if you no longer '
+        f"need that cluster, delete it yourself: `kind delete cluster --name {name}`",
+    )
+
+
+KIND_MISSING_HINT = "`sandbox up` downloads a pinned kind; or install it: https://kind.sigs.k8s.io"
+
+
+def _kind_installed(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except ToolMissing as exc:
+        raise ToolMissing(exc.tool, hint=KIND_MISSING_HINT) from None
+
+
+def _kind(what: str, call: Callable[[], T]) -> T:
+    """Run a kind query; Docker being down or kind missing become one error with a hint."""
+    try:
+        return _kind_installed(call)
+    except CommandFailed as exc:
+        raise ClusterError(
+            f"cannot {what}: {_tail(exc.stderr)}",
+            hint="is Docker running? `sandbox doctor` checks everything the cluster needs",
+        ) from None
+
+
+def is_ours(settings: Settings, state: StateDir) -> bool:
+    record = read_record(state)
+    return record is not None and record.name == settings.cluster_name
+
+
+def ensure_cluster(
+    settings: Settings,
+    kind: KindCli,
+    state: StateDir,
+    reporter: Reporter,
+    *,
+    start_nodes: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Create the cluster from kind-config.yaml unless it exists; write .sandbox/kubeconfig-admin.
+
+    `start_nodes` (optional) gets the node container names of an existing cluster before its
+    kubeconfig is read, for a caller that stopped them (e.g. `down` without --purge).
+    """
+    config = load_kind_config(settings.kind_config)
+    digest = _config_digest(settings.kind_config)
+    name = settings.cluster_name
+    expected = sorted(n.name for n in declared_nodes(settings, config))
+    record = read_record(state)
+    if name in _kind("list kind clusters", kind.clusters):
+        if record is None or record.name != name:
+            raise _foreign(name)
+        problem = None
+        present: list[str] = []
+        if record.state != "created":
+            problem = "an earlier `sandbox up` was interrupted while creating it"
+        else:
+            present = sorted(_kind(f"list the nodes of cluster {name}", lambda: kind.nodes(name)))
+            if record.config_sha256 == digest and present != expected:
+                problem = (
+                    f"it has nodes {', '.join(present) or '(none)'}, expected {', '.join(expected)}"
+                )
+        if problem is None:
+            if record.config_sha256 != digest:
+                reporter.info(
+                    f"kind-config.yaml changed since cluster {name} was created; {RECREATE_HINT} to apply it"
+                )
+            if start_nodes is not None:
+                start_nodes(present)
+            _write_admin_kubeconfig(settings, kind, state)
+            return
+        reporter.info(f"cluster {name} is incomplete ({problem}); deleting and creating it again")
+        with reporter.step(f"delete incomplete cluster {name}"):
+            _kind(f"delete cluster {name}", lambda: kind.delete(name, kubeconfig=state.admin_kubeconfig))
+    _write_record(state, ClusterRecord(name, "creating", digest))
+    with reporter.step(f"create kind cluster {name}"):
+        try:
+            kind.create(
+                name,
+                settings.kind_config,
+                wait=f"{int(settings.timeouts.node_ready)}s",
+                on_line=reporter.output,
+                kubeconfig=state.admin_kubeconfig,
+                timeout=settings.timeouts.cluster_create,
+            )
+        except ToolMissing as exc:
+            raise ToolMissing(exc.tool, hint=KIND_MISSING_HINT) from None
+        except CommandFailed as exc:
+            raise ClusterError(
+                f"kind could not create cluster {name}: {_tail(exc.stderr)}",
+                hint="run `sandbox up -v` to see kind's output; `sandbox doctor` checks Docker's memory and disk; "
+                "then run `sandbox up` again",
+            ) from None
+    _write_record(state, ClusterRecord(name, "created", digest))
+    _write_admin_kubeconfig(settings, kind, state)
+
+
+def _write_admin_kubeconfig(settings: Settings, kind: KindCli, state: StateDir) -> None:
+    try:
+        text = _kind_installed(lambda: kind.kubeconfig(settings.cluster_name))
+    except CommandFailed as exc:
+        raise ClusterError(
+            f"cannot read the kubeconfig of cluster {settings.cluster_name}: {_tail(exc.stderr)}",
+            hint=f"its node containers may be stopped: start Docker (or `docker start {settings.control_plane_host}`), "
+            "then run `sandbox up` again",
+        ) from None
+    path = state.admin_kubeconfig
+    if not path.exists() or path.read_text() != text or (path.stat().st_mode & 0o077):
+        write_private(path, text)
+
+
+def _tail(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"
+
+
+def verify_nodes(specs: Sequence[NodeSpec], nodes: Sequence[Node]) -> list[str]:
+    """What keeps the cluster from matching AKS: each missing label/taint, by node (empty = fine)."""
+    by_name = {n.name: n for n in nodes}
+    problems = []
+    for spec in specs:
+        node = by_name.get(spec.name)
+        if node is None:
+            problems.append(f"node {spec.name} does not exist")
+            continue
+        if spec.is_virtual_node:
+            for key, value in {**VIRTUAL_NODE_LABELS, **POST_CREATE_LABELS}.items():
+                if key not in node.labels:
+                    problems.append(f"virtual node {spec.name} lacks label {key}={value}")
+                elif node.labels[key] != value:
+                    problems.append(
+                        f"virtual node {spec.name} has label {key}={node.labels[key]}, expected {value}"
+                    )
+            if VIRTUAL_NODE_TAINT not in node.taints:
+                problems.append(f"virtual node {spec.name} lacks taint {VIRTUAL_NODE_TAINT}")
+        elif any(t.key == VIRTUAL_NODE_TAINT.key for t in node.taints):
+            problems.append(
+                f"node {spec.name} carries the virtual-node taint {VIRTUAL_NODE_TAINT.key} but is not the virtual node"
+            )
+    return problems
+
+
+def _ready_nodes(kube: NodesApi, specs: Sequence[NodeSpec]) -> list[Node]:
+    try:
+        nodes = kube.nodes()
+    except KubeApiError:
+        raise
+    except ClusterError as exc:  # API server not answering yet, right after create/restart
+        raise NotReady(exc.message) from None
+    by_name = {n.name: n for n in nodes}
+    missing = [s.name for s in specs if s.name not in by_name]
+    if missing:
+        raise NotReady(f"nodes not registered yet: {', '.join(missing)}")
+    not_ready = [s.name for s in specs if not by_name[s.name].ready]
+    if not_ready:
+        raise NotReady(f"nodes not Ready: {', '.join(not_ready)}")
+    return nodes
+
+
+def ensure_virtual_node(settings: Settings, kube: NodesApi, reporter: Reporter) -> None:
+    """Wait for every node Ready, add the labels kubelet refuses, verify every label and taint."""
+    specs = declared_nodes(settings)
+    with reporter.step("wait for nodes Ready"):
+        nodes = wait_until(
+            lambda: _ready_nodes(kube, specs),
+            what=f"the nodes of cluster {settings.cluster_name} to be Ready",
+            timeout=settings.timeouts.node_ready,
+            interval=1.0,
+            hint=f"`kubectl --kubeconfig .sandbox/kubeconfig-admin describe nodes` shows why; {RECREATE_HINT}",
+        )
+    with reporter.step("label and verify the virtual node"):
+        by_name = {n.name: n for n in nodes}
+        for spec in (s for s in specs if s.is_virtual_node):
+            current = by_name[spec.name].labels
+            missing = {k: v for k, v in API_LABELS.items() if current.get(k) != v}
+            if missing:
+                kube.label_node(spec.name, missing)
+                nodes = None  # re-read below
+        problems = verify_nodes(specs, nodes if nodes is not None else kube.nodes())
+        if problems:
+            raise ClusterError(
+                "the virtual node does not match AKS's: " + "; ".join(problems), hint=RECREATE_HINT
+            )
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    role: str
+    ready: bool
+    is_virtual_node: bool
+    labels: Mapping[str, str]
+    taints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    name: str
+    exists: bool
+    ours: bool
+    nodes: tuple[NodeStatus, ...] = ()
+    virtual_node_verified: bool = False
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.ours and self.virtual_node_verified and not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def cluster_status(settings: Settings, kind: KindCli, kube: NodesApi | None) -> ClusterStatus:
+    """What `sandbox status` shows for the cluster; never raises for an absent/broken cluster."""
+    name = settings.cluster_name
+    try:
+        exists = name in kind.clusters()
+    except SandboxError as exc:
+        return ClusterStatus(
+            name, exists=False, ours=False, problems=(f"cannot list kind clusters: {exc.message}",)
+        )
+    if not exists:
+        return ClusterStatus(
+            name,
+            exists=False,
+            ours=False,
+            problems=(f"cluster {name} does not exist (run `sandbox up`)",),
+        )
+    ours = is_ours(settings, StateDir(settings.state_dir))
+    problems: list[str] = [] if ours else [f"cluster {name} was not created by this sandbox"]
+    try:
+        specs = declared_nodes(settings)
+    except SandboxError as exc:
+        return ClusterStatus(name, True, ours, problems=(*problems, exc.message))
+    if kube is None:
+        problems.append("cannot check nodes: no admin kubeconfig (run `sandbox up`)")
+        return ClusterStatus(name, True, ours, problems=tuple(problems))
+    try:
+        nodes = kube.nodes()
+    except SandboxError as exc:
+        return ClusterStatus(name, True, ours, problems=(*problems, exc.message))
+    roles = {s.name: s for s in specs}
+    statuses = tuple(
+        NodeStatus(
+            name=n.name,
+            role=roles[n.name].role if n.name in roles else "unknown",
+            ready=n.ready,
+            is_virtual_node=n.name in roles and roles[n.name].is_virtual_node,
+            labels=dict(n.labels),
+            taints=tuple(str(t) for t in n.taints),
+        )
+        for n in nodes
+    )
+    verification = verify_nodes(specs, nodes)
+    problems += [f"node {n.name} is not Ready" for n in nodes if not n.ready]
+    problems += verification
+    return ClusterStatus(
+        name, True, ours, statuses, virtual_node_verified=not verification, problems=tuple(problems)
+    )
+
+
+def delete_cluster(settings: Settings, kind: KindCli) -> None:
+    """Delete the cluster if it exists and is ours (idempotent); forget its record and kubeconfig."""
+    state = StateDir(settings.state_dir)
+    name = settings.cluster_name
+    if name in _kind("list kind clusters", kind.clusters):
+        if not is_ours(settings, state):
+            raise _foreign(name)
+        _kind(f"delete cluster {name}", lambda: kind.delete(name, kubeconfig=state.admin_kubeconfig))
+    record_path(state).unlink(missing_ok=True)
+    state.admin_kubeconfig.unlink(missing_ok=True)

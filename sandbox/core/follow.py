@@ -1,0 +1,164 @@
+"""Follow runs until they finish: poll run + task instances (+ pod-task log chunks).
+
+One loop for `run-dag` (one run, a row per task) and `backfill` (a row per logical date). The
+caller gets each snapshot through a callback and renders it; this module knows no UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sandbox.adapters.airflow_api import AirflowApi, Backfill, DagRun, TaskInstance
+from sandbox.errors import AirflowApiError
+from sandbox.waiting import NotReady, wait_until
+
+POLL_INTERVAL_S = 0.5
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    run: DagRun
+    tasks: tuple[TaskInstance, ...]
+
+    @property
+    def progress(self) -> str:
+        done = sum(t.finished for t in self.tasks)
+        return f"run {self.run.state}, {done}/{len(self.tasks)} tasks finished"
+
+
+@dataclass(frozen=True)
+class BackfillSnapshot:
+    backfill: Backfill
+    runs: tuple[DagRun, ...]
+
+    @property
+    def finished(self) -> bool:
+        """All runs in the range finished. Not `completed_at` alone: the scheduler sets it on
+        a fixed 30 s timer, while the runs exist from the moment the backfill is created."""
+        if not self.runs:
+            return self.backfill.completed_at is not None
+        return all(r.finished for r in self.runs)
+
+    @property
+    def progress(self) -> str:
+        done = sum(r.finished for r in self.runs)
+        return f"{done}/{len(self.runs)} runs finished"
+
+
+class LogSink(Protocol):
+    def __call__(self, task_key: str, line: str) -> None: ...
+
+
+@dataclass
+class _LogCursor:
+    try_number: int
+    token: str | None = None
+    complete: bool = False
+
+
+@dataclass
+class LogStreamer:
+    """Streams the logs of pod tasks as they grow, one continuation token per task try."""
+
+    api: AirflowApi
+    dag_id: str
+    run_id: str
+    sink: LogSink
+    cursors: dict[str, _LogCursor] = field(default_factory=dict)
+
+    def poll(self, tasks: tuple[TaskInstance, ...]) -> None:
+        for ti in tasks:
+            if not ti.runs_in_a_pod or ti.state in (None, "scheduled", "queued") or ti.try_number < 1:
+                continue
+            cursor = self.cursors.get(ti.key)
+            if cursor is None or cursor.try_number != ti.try_number:
+                cursor = self.cursors[ti.key] = _LogCursor(ti.try_number)
+            if cursor.complete:
+                continue
+            try:
+                chunk = self.api.task_log(
+                    self.dag_id, self.run_id, ti.task_id, ti.try_number,
+                    map_index=ti.map_index, token=cursor.token,
+                )
+            except AirflowApiError:
+                continue  # the log is not there yet (the pod is still being created)
+            for line in chunk.lines:
+                self.sink(ti.key, line)
+            cursor.token = chunk.token or cursor.token
+            cursor.complete = ti.finished and chunk.token is None
+
+
+def follow_run(
+    api: AirflowApi,
+    run: DagRun,
+    *,
+    timeout: float,
+    on_update: Callable[[RunSnapshot], None],
+    on_log: LogSink | None = None,
+    interval: float = POLL_INTERVAL_S,
+) -> RunSnapshot:
+    """Poll until the run finishes; every poll's snapshot goes to `on_update`."""
+    streamer = LogStreamer(api, run.dag_id, run.run_id, on_log) if on_log else None
+
+    def check() -> RunSnapshot:
+        current = api.get_run(run.dag_id, run.run_id)
+        snapshot = RunSnapshot(current, tuple(api.task_instances(run.dag_id, run.run_id)))
+        if streamer is not None:
+            streamer.poll(snapshot.tasks)
+        on_update(snapshot)
+        if not current.finished:
+            raise NotReady(snapshot.progress)
+        return snapshot
+
+    final = wait_until(
+        check,
+        what=f"run {run.run_id} of {run.dag_id} to finish",
+        timeout=timeout,
+        interval=interval,
+        hint="raise --timeout, or look at the run in the Airflow UI",
+    )
+    if streamer is not None:  # drain what the last poll did not reach
+        streamer.poll(final.tasks)
+    return final
+
+
+def follow_backfill(
+    api: AirflowApi,
+    backfill: Backfill,
+    *,
+    timeout: float,
+    on_update: Callable[[BackfillSnapshot], None],
+    interval: float = POLL_INTERVAL_S,
+) -> BackfillSnapshot:
+    """Poll the backfill and its runs (by logical date) until all are finished."""
+
+    def check() -> BackfillSnapshot:
+        current = api.get_backfill(backfill.id)
+        runs = api.list_runs(backfill.dag_id, start=backfill.from_date, end=backfill.to_date)
+        snapshot = BackfillSnapshot(current, tuple(runs))
+        on_update(snapshot)
+        if not snapshot.finished:
+            raise NotReady(snapshot.progress)
+        return snapshot
+
+    return wait_until(
+        check,
+        what=f"backfill {backfill.id} of {backfill.dag_id} to finish",
+        timeout=timeout,
+        interval=interval,
+        hint="raise --timeout, or look at the backfill in the Airflow UI",
+    )
+
+
+def log_tail(api: AirflowApi, run: DagRun, ti: TaskInstance, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines of a task's latest try (empty when the log cannot be read)."""
+    if ti.try_number < 1:
+        return []
+    try:
+        chunk = api.task_log(run.dag_id, run.run_id, ti.task_id, ti.try_number, map_index=ti.map_index)
+    except AirflowApiError:
+        return []
+    return list(chunk.lines[-lines:])

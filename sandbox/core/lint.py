@@ -1,0 +1,264 @@
+"""`sandbox lint`: will these DAGs' pod tasks run on the AKS virtual node?
+
+Loads the folder with Airflow's DagBag (import errors are findings), renders every
+KubernetesPodOperator task's pod with the provider's builder, predicts its placement against the
+nodes `sandbox up` declares, and — for pods that can land on the virtual node — evaluates the
+profile's ACI rules with the same CEL expressions the cluster's admission policy runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.config import Settings
+from sandbox.core.kind_config import NodeSpec, declared_nodes
+from sandbox.core.placement import predict
+from sandbox.core.policy import check_pod
+from sandbox.errors import UsageError
+
+DOCS = "docs/aci-rules.md"
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # a rule id from sandbox/policy/aci_rules.yaml, or unschedulable/render/import
+    message: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    dag_id: str
+    task_id: str
+    file: str
+    target: str  # virtual-node | worker | virtual-node-or-worker | unschedulable | not-rendered
+    reason: str
+    violations: tuple[Finding, ...] = ()
+    warnings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    file: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LintReport:
+    folder: Path
+    profile: str
+    tasks: tuple[TaskResult, ...]
+    import_errors: tuple[ImportProblem, ...] = ()
+    missing_dags: tuple[str, ...] = ()
+    other_tasks: int = 0  # tasks that are not pod tasks (they run on Celery workers)
+    dag_count: int = 0
+
+    @property
+    def violation_count(self) -> int:
+        return sum(len(t.violations) for t in self.tasks)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.violation_count or self.import_errors or self.missing_dags)
+
+    def lines(self) -> list[str]:
+        """Plain-text rendering: one line per task, then its violations and warnings."""
+        out = [f"{p.file}: import error: {p.message}" for p in self.import_errors]
+        out += [f"DAG {d}: not found in {self.folder}" for d in self.missing_dags]
+        for t in self.tasks:
+            out.append(f"{t.dag_id}.{t.task_id}: {t.target} ({t.reason})")
+            out += [f"  ✗ {f.message}" for f in t.violations]
+            out += [f"  ! {f.message}" for f in t.warnings]
+        out.append(self.summary())
+        return out
+
+    def summary(self) -> str:
+        warnings = sum(len(t.warnings) for t in self.tasks)
+        return (
+            f"{len(self.tasks)} pod task(s) in {self.dag_count} DAG(s), profile {self.profile}: "
+            f"{self.violation_count} violation(s), {warnings} warning(s), "
+            f"{len(self.import_errors)} import error(s)"
+        )
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """One object per pod task (and per import error, with target "import-error")."""
+        items: list[dict[str, Any]] = [
+            {
+                "dag_id": None,
+                "task_id": None,
+                "file": p.file,
+                "target": "import-error",
+                "reason": p.message,
+                "violations": [p.message],
+                "violation_rules": ["import"],
+                "warnings": [],
+                "warning_rules": [],
+            }
+            for p in self.import_errors
+        ]
+        items += [
+            {
+                "dag_id": d,
+                "task_id": None,
+                "file": None,
+                "target": "missing-dag",
+                "reason": f"not found in {self.folder}",
+                "violations": [f"DAG {d} not found in {self.folder}"],
+                "violation_rules": ["missing-dag"],
+                "warnings": [],
+                "warning_rules": [],
+            }
+            for d in self.missing_dags
+        ]
+        items += [
+            {
+                "dag_id": t.dag_id,
+                "task_id": t.task_id,
+                "file": t.file,
+                "target": t.target,
+                "reason": t.reason,
+                "violations": [f.message for f in t.violations],
+                "violation_rules": [f.rule for f in t.violations],
+                "warnings": [f.message for f in t.warnings],
+                "warning_rules": [f.rule for f in t.warnings],
+            }
+            for t in self.tasks
+        ]
+        return items
+
+
+def lint_dags(
+    settings: Settings,
+    folder: Path | None = None,
+    *,
+    profile: str | None = None,
+    dag_ids: Collection[str] | None = None,
+) -> LintReport:
+    """Lint every pod task in `folder` (default: settings.dags_folder) under `profile`
+    (default: settings.profile); with `dag_ids`, only those DAGs, and import errors only
+    matter when one of them is missing (the broken file may be it)."""
+    folder = (folder or settings.dags_folder).resolve()
+    profile = profile or settings.profile
+    if not folder.is_dir():
+        raise UsageError(
+            f"DAGs folder {folder} does not exist",
+            hint="pass the folder holding your DAG files, e.g. `sandbox lint sample_dags`",
+        )
+    nodes = declared_nodes(settings)
+    with _quiet():
+        return _lint_folder(folder, profile, nodes, dag_ids)
+
+
+def _lint_folder(
+    folder: Path, profile: str, nodes: Sequence[NodeSpec], dag_ids: Collection[str] | None
+) -> LintReport:
+    bag = _load(folder)
+    wanted = set(dag_ids) if dag_ids is not None else None
+    missing = tuple(sorted(wanted - set(bag.dags))) if wanted is not None else ()
+    problems = tuple(
+        ImportProblem(file, _last_line(text)) for file, text in sorted(bag.import_errors.items())
+    )
+    if wanted is not None and not missing:
+        problems = ()
+    tasks: list[TaskResult] = []
+    other = 0
+    dags = [d for dag_id, d in sorted(bag.dags.items()) if wanted is None or dag_id in wanted]
+    for dag in dags:
+        for task in dag.tasks:
+            result = _lint_task(dag, task, folder, nodes, profile)
+            if result is None:
+                other += 1
+            else:
+                tasks.append(result)
+    return LintReport(folder, profile, tuple(tasks), problems, missing, other, len(dags))
+
+
+def _lint_task(
+    dag: Any, task: Any, folder: Path, nodes: Sequence[NodeSpec], profile: str
+) -> TaskResult | None:
+    from sandbox.core.pod_render import is_pod_task, render_pod
+
+    if not is_pod_task(task):
+        return None
+    file = _relative(dag.fileloc, folder)
+    try:
+        pod = render_pod(task)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's operator is a finding
+        message = f"the provider cannot build this task's pod: {type(exc).__name__}: {exc}"
+        return TaskResult(dag.dag_id, task.task_id, file, "not-rendered", message,
+                          violations=(Finding("render", message),))
+    placement = predict(pod, nodes)
+    violations: list[Finding] = []
+    warnings: list[Finding] = []
+    if placement.target == "unschedulable":
+        violations.append(
+            Finding(
+                "unschedulable",
+                "no sandbox node accepts this pod: to run on the "
+                "virtual node select type=virtual-kubelet and tolerate virtual-kubelet.io/provider, "
+                "to run on a worker drop the selector or affinity",
+            )
+        )
+    elif placement.reaches_virtual_node:
+        verdict = check_pod(pod, profile)
+        violations += [Finding(r.id, r.text) for r in verdict.violations]
+        violations += [Finding("cel-error", e) for e in verdict.errors]
+        warnings += [Finding(r.id, r.text) for r in verdict.warnings]
+    return TaskResult(dag.dag_id, task.task_id, file, placement.target, placement.reason,
+                      tuple(violations), tuple(warnings))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Airflow logs every parsed file and built pod (to stdout, and import tracebacks to
+    stderr); the report is the output, so silence both while linting."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+@contextmanager
+def _on_sys_path(folder: Path) -> Iterator[None]:
+    """DAG files import helpers next to them, as Airflow's dag processor allows."""
+    entry = str(folder)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _load(folder: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with _on_sys_path(folder):
+        return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
+
+
+def _relative(path: str | None, folder: Path) -> str:
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(folder))
+    except ValueError:
+        return path
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown import error"

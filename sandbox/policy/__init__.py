@@ -1,0 +1,1 @@
+"""The ACI rule set as data (aci_rules.yaml); rendered and evaluated by sandbox.core.policy."""

@@ -1,0 +1,53 @@
+"""Fixtures of the container tier: podman's Docker-compatible API and the stand-in images."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import standins  # noqa: E402
+
+# The root conftest's require()/require_tool() (skip, or fail in strict mode); loaded by path
+# because tests/ is not a package and every conftest is a module named `conftest`.
+_spec = importlib.util.spec_from_file_location("sandbox_tests_root_conftest", HERE.parent / "conftest.py")
+assert _spec and _spec.loader
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+require = _root.require
+require_tool = _root.require_tool
+
+DEFAULT_SOCKET = "unix:///run/podman/podman.sock"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """The docker SDK talking to podman's API (DOCKER_HOST from tests/podman_env.sh)."""
+    require_tool("podman")
+    import docker
+
+    base_url = os.environ.get("DOCKER_HOST", DEFAULT_SOCKET)
+    client = docker.DockerClient(base_url=base_url, timeout=120)
+    try:
+        client.ping()
+    except Exception as exc:  # the API is down: say how to start it
+        require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def standin_images(docker_client: Any) -> dict[str, str]:
+    """Every stand-in built (or verified by its content hash); {name: image}."""
+    require_tool("debootstrap")
+    return standins.ensure_standins(lambda line: print(line, file=sys.stderr))
+
+

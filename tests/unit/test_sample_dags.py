@@ -1,0 +1,275 @@
+"""The sample DAGs as Airflow loads them: structure, placement on the virtual node, rendered pods.
+
+Loaded with Airflow's DagBag in-process (images resolved the production way, through
+TASK_IMAGE_REGISTRY/TASK_IMAGE_TAG), and once more in a subprocess that sees the DAG folder the
+way Airflow's containers do: the `sandbox` package cannot be imported, the DAG folder is a
+bundle on sys.path, and the images come from the sandbox's build record.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.core import blob
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "sample_dags"
+DATE = "2021-12-01"
+AKS_SELECTOR = {
+    "kubernetes.io/role": "agent",
+    "beta.kubernetes.io/os": "linux",
+    "type": "virtual-kubelet",
+}
+AKS_TOLERATIONS = [
+    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
+    {"key": "azure.com/aci", "effect": "NoSchedule"},
+]
+EXPECTED_EDGES = {
+    "recommend": {
+        "preprocess": {"inference"},
+        "inference": {"postprocess"},
+        "postprocess": set(),
+    },
+    "train_compare_deploy": {
+        "extract": {"features"},
+        "features": {"train_model_a", "train_model_b"},
+        "train_model_a": {"compare"},
+        "train_model_b": {"compare"},
+        "compare": {"deploy_model_a", "deploy_model_b"},
+        "deploy_model_a": set(),
+        "deploy_model_b": set(),
+    },
+}
+PRODUCTION_ENV = {"TASK_IMAGE_REGISTRY": "registry.example/ml", "TASK_IMAGE_TAG": "2021.12.1"}
+
+
+def _load(extra_env: dict[str, str] | None = None) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**PRODUCTION_ENV, **(extra_env or {})}.items():
+            mp.setenv(key, value)
+        mp.syspath_prepend(str(DAGS))
+        return DagBag(dag_folder=DAGS, bundle_path=DAGS, load_op_links=False)
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    return _load()
+
+
+def pod_tasks(dag: Any) -> list[Any]:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    return [t for t in dag.tasks if isinstance(t, KubernetesPodOperator)]
+
+
+def rendered_pod(dag: Any, task: Any, ds: str = DATE) -> dict[str, Any]:
+    """The V1Pod the operator would send for run date `ds`, as a dict (templates rendered)."""
+    from kubernetes.client import ApiClient
+
+    task = copy.deepcopy(task)
+    task.render_template_fields({"ds": ds, "dag": dag, "task": task})
+    return ApiClient().sanitize_for_serialization(task.build_pod_request_obj(dry_run=True))
+
+
+def test_both_dags_load_without_import_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == ["recommend", "train_compare_deploy"]
+    # .airflowignore keeps the helpers and the image sources out of DAG parsing.
+    assert sorted(s.file for s in dagbag.dagbag_stats) == ["recommend.py", "train_compare_deploy.py"]
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_EDGES))
+def test_tasks_and_dependencies(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    edges = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
+    assert edges == EXPECTED_EDGES[dag_id]
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_EDGES))
+def test_schedule_and_concurrency(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag.catchup is False
+    assert dag.max_active_runs >= 1 and dag.max_active_tasks >= 1
+    assert dag.schedule == "@daily"
+
+
+def test_depends_on_past_is_configurable() -> None:
+    assert all(not t.depends_on_past for t in _load().dags["recommend"].tasks)
+    switched = _load({"RECOMMEND_DEPENDS_ON_PAST": "true"}).dags["recommend"]
+    assert all(t.depends_on_past for t in switched.tasks)
+
+
+def test_compare_is_a_worker_branch_and_the_rest_are_pods(dagbag: Any) -> None:
+    dag = dagbag.dags["train_compare_deploy"]
+    pods = {t.task_id for t in pod_tasks(dag)}
+    assert pods == set(EXPECTED_EDGES["train_compare_deploy"]) - {"compare"}
+    assert type(dag.get_task("compare")).__name__ == "_BranchPythonDecoratedOperator"
+    assert {t.task_id for t in pod_tasks(dagbag.dags["recommend"])} == set(
+        EXPECTED_EDGES["recommend"]
+    )
+
+
+def test_branch_picks_the_lower_rmse_and_breaks_ties_by_name(dagbag: Any) -> None:
+    compare = dagbag.dags["train_compare_deploy"].get_task("compare")
+    better_model = compare.python_callable.__globals__["better_model"]
+    assert better_model({"a": {"rmse": 0.3}, "b": {"rmse": 0.1}}) == "b"
+    assert better_model({"a": {"rmse": 0.1}, "b": {"rmse": 0.3}}) == "a"
+    assert better_model({"b": {"rmse": 0.2}, "a": {"rmse": 0.2}}) == "a"
+
+
+def _all_pods(dagbag: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for dag_id in sorted(EXPECTED_EDGES):
+        dag = dagbag.dags[dag_id]
+        for task in pod_tasks(dag):
+            yield dag_id, task.task_id, rendered_pod(dag, task)
+
+
+def test_every_pod_task_is_aimed_at_the_virtual_node(dagbag: Any) -> None:
+    pods = list(_all_pods(dagbag))
+    assert len(pods) == 9
+    for dag_id, task_id, pod in pods:
+        where = f"{dag_id}.{task_id}"
+        assert pod["spec"]["nodeSelector"] == AKS_SELECTOR, where
+        assert pod["spec"]["tolerations"] == AKS_TOLERATIONS, where
+        assert pod["metadata"]["namespace"] == "sandbox-tasks", where
+
+
+def test_rendered_pods_follow_the_aci_rules_and_the_blob_contract(dagbag: Any) -> None:
+    for dag_id, task_id, pod in _all_pods(dagbag):
+        where = f"{dag_id}.{task_id}"
+        spec = pod["spec"]
+        # One container: no XCom sidecar (ACI v1 cannot run its exec), no init containers.
+        assert [c["name"] for c in spec["containers"]] == ["base"], where
+        assert not spec.get("initContainers") and not spec.get("volumes"), where
+        container = spec["containers"][0]
+        assert container["image"] == "registry.example/ml/steps:2021.12.1", where
+        assert container["command"][:2] == ["python", "-m"], where
+        resources = container["resources"]
+        assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, where
+        assert container["env"] == [
+            {
+                "name": blob.BLOB_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": blob.BLOB_SECRET_NAME, "key": blob.BLOB_SECRET_KEY}
+                },
+            }
+        ], where
+
+
+def test_step_command_lines_name_the_run_date_in_every_blob_path(dagbag: Any) -> None:
+    commands = {
+        (dag_id, task_id): pod["spec"]["containers"][0]["command"]
+        + pod["spec"]["containers"][0]["args"]
+        for dag_id, task_id, pod in _all_pods(dagbag)
+    }
+    prefix = f"{blob.BLOB_CONTAINER}/recommend/{DATE}"
+    assert commands[("recommend", "inference")] == [
+        "python", "-m", "steps.inference", "--date", DATE,
+        "--input", f"{prefix}/features.json", "--output", f"{prefix}/scores.json",
+    ]
+    prefix = f"{blob.BLOB_CONTAINER}/train_compare_deploy/{DATE}"
+    assert commands[("train_compare_deploy", "train_model_b")] == [
+        "python", "-m", "steps.train", "--date", DATE,
+        "--input", f"{prefix}/features.json", "--output", f"{prefix}/model_b/", "--model", "b",
+    ]
+    for command in commands.values():
+        paths = [command[i + 1] for i, a in enumerate(command) if a in ("--input", "--output")]
+        assert len(paths) == 2 and all(p.startswith(f"{blob.BLOB_CONTAINER}/") for p in paths)
+        assert all(f"/{DATE}/" in p for p in paths)
+
+
+def test_dag_helpers_restate_the_blob_contract_exactly() -> None:
+    sys.path.insert(0, str(DAGS))
+    try:
+        from sandbox_tasks import pods
+    finally:
+        sys.path.remove(str(DAGS))
+    assert (pods.BLOB_CONTAINER, pods.BLOB_SECRET_NAME, pods.BLOB_SECRET_KEY, pods.BLOB_ENV) == (
+        blob.BLOB_CONTAINER,
+        blob.BLOB_SECRET_NAME,
+        blob.BLOB_SECRET_KEY,
+        blob.BLOB_ENV,
+    )
+
+
+# The DAG folder as the official Airflow image sees it: only the folder (a DAG bundle, put on
+# sys.path by BundleDagBag exactly as the dag-processor does) and site-packages; `sandbox` is
+# blocked even though this venv has it installed.
+CONTAINER_VIEW = r"""
+import importlib.abc, json, sys
+
+class NoSandbox(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "sandbox" or name.startswith("sandbox."):
+            raise ModuleNotFoundError(f"No module named {name!r} (as in Airflow's containers)")
+        return None
+
+sys.meta_path.insert(0, NoSandbox())
+try:
+    import sandbox
+    sys.exit("the sandbox package is importable: the check below would prove nothing")
+except ModuleNotFoundError:
+    pass
+
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag
+
+dags = Path(sys.argv[1])
+bag = BundleDagBag(dag_folder=dags, bundle_path=dags, bundle_name="dags-folder", load_op_links=False)
+tasks = {
+    dag_id: {
+        t.task_id: [getattr(t, "image", None), getattr(t, "image_pull_policy", None)]
+        for t in dag.tasks
+    }
+    for dag_id, dag in bag.dags.items()
+}
+leaked = sorted(m for m in sys.modules if m == "sandbox" or m.startswith("sandbox."))
+files = sorted(s.file for s in bag.dagbag_stats)
+print(json.dumps({"errors": bag.import_errors, "tasks": tasks, "leaked": leaked, "files": files}))
+"""
+
+
+def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("images", "__pycache__", ".sandbox-*"))
+    # The build record `sandbox build` writes into the DAG folder (format of sandbox.core.images).
+    record = {"version": 1, "images": {"steps": {"image": "steps:0123456789ab"}}}
+    (dags / ".sandbox-images.json").write_text(json.dumps(record))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "PYTHON", "TASK_IMAGE", "SANDBOX_", "RECOMMEND_"))
+    }
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow-home")
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", CONTAINER_VIEW, str(dags)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert result["leaked"] == []
+    assert result["files"] == ["recommend.py", "train_compare_deploy.py"]
+    assert {d: set(t) for d, t in result["tasks"].items()} == {
+        d: set(e) for d, e in EXPECTED_EDGES.items()
+    }
+    pod_settings = [v for d in result["tasks"].values() for k, v in d.items() if k != "compare"]
+    assert pod_settings == [["steps:0123456789ab", "IfNotPresent"]] * 9
