@@ -1,4 +1,4 @@
-"""Daily recommendations: preprocess -> inference -> postprocess, each a pod on the AKS virtual node.
+"""Daily recommendations: preprocess -> inference -> postprocess, pods on the AKS virtual node.
 
 Every step is a CLI in the `steps` task image (sample_dags/images/steps) and exchanges data
 through blob storage under sandbox/recommend/<ds>/, so a run is idempotent per date. On a fresh
@@ -29,7 +29,11 @@ def step(name: str, source: str, target: str) -> KubernetesPodOperator:
         task_id=name,
         image=task_image("steps"),
         cmds=["python", "-m", f"steps.{name}"],
-        arguments=["--date", "{{ ds }}", "--input", f"{DATA}/{source}", "--output", f"{DATA}/{target}"],
+        arguments=[
+            "--date", "{{ ds }}",
+            "--input", f"{DATA}/{source}",
+            "--output", f"{DATA}/{target}",
+        ],
         **virtual_node(),
     )
 

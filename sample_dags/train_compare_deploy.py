@@ -98,8 +98,6 @@ with DAG(
         for m in MODELS
     ]
     chosen = compare(data=DATA)
-    deploy = [
-        step(f"deploy_model_{m}", "deploy", f"model_{m}/", "deployment.json") for m in MODELS
-    ]
+    deploy = [step(f"deploy_model_{m}", "deploy", f"model_{m}/", "deployment.json") for m in MODELS]
 
     extract >> features >> train >> chosen >> deploy

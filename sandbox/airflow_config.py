@@ -20,6 +20,11 @@ from sandbox.state import ADMIN_USER, Secrets
 DAG_REFRESH_INTERVAL_S = 1
 SCHEDULER_IDLE_SLEEP_S = 0.25
 WORKER_CONCURRENCY = 4
+# A task whose worker died (container killed, laptop slept) is failed and retried after this
+# long instead of Airflow's 300 s; supervisors heartbeat every 5 s ([workers]
+# min_heartbeat_interval), so 30 s is six missed beats. Proven by test_worker_killed_mid_run.
+TASK_HEARTBEAT_TIMEOUT_S = 30
+TASK_HEARTBEAT_CHECK_S = 5
 
 DB_USER = "airflow"
 DB_NAME = "airflow"
@@ -107,6 +112,10 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": str(DAG_REFRESH_INTERVAL_S),
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(SCHEDULER_IDLE_SLEEP_S),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": str(
+            TASK_HEARTBEAT_CHECK_S
+        ),
     }
     if topology.kubeconfig is not None:
         env["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(

@@ -318,9 +318,10 @@ class AirflowStack:
 
     # -- the worker, killed and restarted --------------------------------------------------
     def kill_worker(self) -> None:
-        """SIGKILL the worker's whole process group (worker, forked task supervisors, serve-logs)."""
+        """SIGKILL the worker like a dying container: its process group (worker, pool,
+        supervisors, serve-logs) and the task processes, which sit in groups of their own."""
         proc = self.procs["worker"]
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc, signal.SIGKILL)
         proc.wait(timeout=30)
 
     def start_worker(self) -> None:
@@ -337,7 +338,7 @@ class AirflowStack:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 print(f"{name} ignored SIGTERM; killing its process group", file=sys.stderr)
-            _signal_group(proc, signal.SIGKILL)  # stragglers in the group (serve-logs, tasks)
+            _kill_session(proc, signal.SIGKILL)  # stragglers (serve-logs, task processes)
             proc.wait()
         self.procs.clear()
         self._drop_resources()
@@ -371,6 +372,19 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _kill_session(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal every process of the session `proc` leads (it was started with a new session):
+    Airflow's task runner puts each task process into a process group of its own."""
+    _signal_group(proc, sig)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == proc.pid:
+                os.kill(int(entry.name), sig)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or no /proc (macOS): the group signal has to do
 
 
 @contextmanager

@@ -4,7 +4,7 @@
 `virtual_node()` gives the KubernetesPodOperator arguments that put a task on the AKS virtual node.
 """
 
-from sandbox_tasks.images import task_image, task_image_pull_policy
+from sandbox_tasks.images import task_image
 from sandbox_tasks.pods import BLOB_CONTAINER, BLOB_ENV, virtual_node
 
-__all__ = ["BLOB_CONTAINER", "BLOB_ENV", "task_image", "task_image_pull_policy", "virtual_node"]
+__all__ = ["BLOB_CONTAINER", "BLOB_ENV", "task_image", "virtual_node"]

@@ -45,10 +45,10 @@ VIRTUAL_NODE_SELECTOR: dict[str, str] = {
     "beta.kubernetes.io/os": "linux",
     "type": "virtual-kubelet",
 }
-VIRTUAL_NODE_TOLERATIONS: list[k8s.V1Toleration] = [
-    k8s.V1Toleration(key="virtual-kubelet.io/provider", operator="Exists"),
-    k8s.V1Toleration(key="azure.com/aci", effect="NoSchedule"),
-]
+VIRTUAL_NODE_TOLERATIONS: tuple[dict[str, str], ...] = (
+    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
+    {"key": "azure.com/aci", "effect": "NoSchedule"},
+)
 
 
 def blob_env() -> list[k8s.V1EnvVar]:
@@ -79,7 +79,7 @@ def virtual_node(
     return {
         "namespace": namespace,
         "node_selector": dict(VIRTUAL_NODE_SELECTOR),
-        "tolerations": list(VIRTUAL_NODE_TOLERATIONS),
+        "tolerations": [k8s.V1Toleration(**t) for t in VIRTUAL_NODE_TOLERATIONS],
         "container_resources": k8s.V1ResourceRequirements(
             requests={"cpu": cpu, "memory": memory},
             limits={"cpu": cpu_limit, "memory": memory_limit},

@@ -57,10 +57,10 @@ class BuildFailed(ImageBuildError):
 def _info(attrs: Mapping[str, Any]) -> ImageInfo:
     return ImageInfo(
         id=attrs["Id"],
-        tags=tuple(attrs.get("RepoTags") or ()),
+        tags=tuple(short_name(tag) for tag in attrs.get("RepoTags") or ()),
         size=int(attrs.get("Size") or 0),
         created=str(attrs.get("Created") or ""),
-        labels=dict((attrs.get("Config") or {}).get("Labels") or attrs.get("Labels") or {}),
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
     )
 
 
@@ -98,10 +98,6 @@ class DockerImages:
             return _info(self.client.api.inspect_image(reference))
         except docker.errors.ImageNotFound:
             return None
-
-    def labelled(self, label: str) -> list[ImageInfo]:
-        """Every image carrying `label` (any value)."""
-        return [_info(image.attrs) for image in self.client.images.list(filters={"label": label})]
 
     def build(
         self,

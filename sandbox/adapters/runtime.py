@@ -225,14 +225,6 @@ def healthcheck_argv(container: str) -> list[str]:
     return ["podman", "healthcheck", "run", container]
 
 
-def run_healthchecks(containers: Sequence[str], *, runner: Runner = run) -> None:
-    """Run each container's healthcheck once (podman records the result as its timers would)."""
-    if not containers:
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
-        list(pool.map(lambda c: runner(healthcheck_argv(c), check=False, timeout=120), containers))
-
-
 @contextmanager
 def driving_healthchecks(
     runtime: Runtime,
@@ -241,7 +233,7 @@ def driving_healthchecks(
     interval: float = 3.0,
     runner: Runner = run,
 ) -> Iterator[None]:
-    """While the block runs, run the healthchecks of `list_containers()` every `interval` s.
+    """While the block runs, keep running the healthcheck of each of `list_containers()`.
 
     Only when the runtime needs it (podman without systemd); a no-op otherwise. The pacing
     goes through wait_until with an Event as its sleep, so leaving the block stops it at once.
@@ -250,23 +242,33 @@ def driving_healthchecks(
         yield
         return
     import threading
+    from concurrent.futures import Future
 
     from sandbox.waiting import wait_until
 
     stop = Event()
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-healthcheck")
+    running: dict[str, Future[Completed]] = {}
 
-    def once() -> bool:
+    def tick() -> bool:
+        # A slow check (`airflow jobs check` takes seconds) must not hold back the others: each
+        # container gets a new run as soon as its previous one has finished.
         if stop.is_set():
             return True
+        for name in [n for n, f in running.items() if f.done()]:
+            del running[name]
         try:
-            run_healthchecks(list_containers(), runner=runner)
-        except Exception:  # noqa: BLE001 - a failed round is retried on the next tick
-            pass
+            containers = list_containers()
+        except Exception:  # noqa: BLE001 - listing failed this tick; try again on the next
+            containers = []
+        for name in containers:
+            if name not in running:
+                running[name] = pool.submit(runner, healthcheck_argv(name), check=False, timeout=120)
         return stop.is_set()
 
     thread = threading.Thread(
         target=wait_until,
-        kwargs=dict(check=once, what="healthcheck driver", timeout=float("inf"), interval=interval, sleep=stop.wait),
+        kwargs=dict(check=tick, what="healthcheck driver", timeout=float("inf"), interval=interval, sleep=stop.wait),
         daemon=True,
         name="sandbox-healthchecks",
     )
@@ -275,4 +277,5 @@ def driving_healthchecks(
         yield
     finally:
         stop.set()
-        thread.join(timeout=interval + 130)
+        thread.join()
+        pool.shutdown(wait=False, cancel_futures=True)

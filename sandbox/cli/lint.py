@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 
 from sandbox.cli import console
+
+if TYPE_CHECKING:
+    from sandbox.core.lint import LintReport
 
 _TARGET_STYLE = {
     "virtual-node": "cyan",
@@ -49,7 +52,7 @@ def lint(
         raise LintFailed(report.summary())
 
 
-def _print(report) -> None:  # report: sandbox.core.lint.LintReport
+def _print(report: LintReport) -> None:
     out = console.out
     for problem in report.import_errors:
         out.print(f"[red]✗ {escape(problem.file)}[/]: import error: {escape(problem.message)}", soft_wrap=True)
@@ -66,7 +69,8 @@ def _print(report) -> None:  # report: sandbox.core.lint.LintReport
             out.print(f"  [red]✗[/] {escape(finding.message)}", soft_wrap=True)
         for finding in task.warnings:
             out.print(f"  [yellow]![/] {escape(finding.message)}", soft_wrap=True)
-    out.print(report.summary())
+    if report.ok:  # otherwise the error line at the CLI edge carries the summary
+        out.print(f"[green]✓[/] {escape(report.summary())}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -143,12 +143,14 @@ def doctor(
     from sandbox.core.stack import own_ports, connect
 
     settings = ctx.obj.settings()
-    own: set[int] = set()
     try:
-        own = own_ports(connect(settings), settings)
+        adapters = connect(settings)
     except SandboxError:
-        pass  # the runtime check below reports it
-    report = diagnose(settings, stack_only=stack_only, own_ports=own)
+        report = diagnose(settings, stack_only=stack_only)  # its runtime check says what is wrong
+    else:
+        report = diagnose(
+            settings, stack_only=stack_only, own_ports=own_ports(adapters, settings), detect=lambda _s: adapters.runtime
+        )
     if as_json:
         console.out.print_json(json.dumps(report.to_dict()))
     else:

@@ -139,6 +139,8 @@ def context_entries(root: Path, dockerfile: str = "Dockerfile") -> list[ContextE
             if is_ignored(rel, rules) and rel not in always:
                 continue
             st = source.lstat()
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue  # sockets, fifos, devices: nothing a build can COPY
             kind: EntryKind = "symlink" if stat.S_ISLNK(st.st_mode) else "file"
             entries.append(ContextEntry(rel, kind, stat.S_IMODE(st.st_mode), source))
     return sorted(entries, key=lambda e: e.path)

@@ -232,7 +232,7 @@ def check_rootless_for_kind(runtime: Runtime, *, cgroup_root: Path = Path("/sys/
 # --- the whole report ---------------------------------------------------------------------------
 
 
-def stack_images(settings: Settings) -> list[str]:
+def stack_images() -> list[str]:
     from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, airflow_image
 
     return [POSTGRES_IMAGE, RABBITMQ_IMAGE, airflow_image(), AZURITE_IMAGE]
@@ -262,7 +262,7 @@ def diagnose(
         compose_check, compose = check_compose(runtime, runner=runner)
         checks.append(compose_check)
         if runtime.name == "podman":
-            checks.append(check_podman_oci(stack_images(settings), runner=runner))
+            checks.append(check_podman_oci(stack_images(), runner=runner))
             if not stack_only:
                 rootless = check_rootless_for_kind(runtime)
                 if rootless is not None:

@@ -4,7 +4,7 @@ Every decision is made from facts that cannot be stale: the tag is the hash of t
 context (so an existing tag means nothing to build), and the nodes are asked which image IDs
 they hold (so a recreated cluster is noticed). A second `sandbox up` with nothing changed
 therefore does no image work: it hashes the contexts, inspects one tag per image and runs one
-`crictl images` per node.
+`crictl images` per worker node.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sandbox.errors import (
     UsageError,
 )
 from sandbox.progress import Reporter
+from sandbox.state import StateDir
 
 LABEL_NAME = "sandbox.task-image"
 LABEL_HASH = "sandbox.context-hash"
@@ -199,8 +200,14 @@ def select(images: Sequence[TaskImage], names: Sequence[str] | None) -> list[Tas
 
 
 def plan(image: TaskImage, build_args: Mapping[str, str] | None = None) -> PlannedImage:
-    entries = context_entries(image.context, image.dockerfile)
-    digest = context_hash(entries, dockerfile=image.dockerfile, build_args=build_args or {})
+    try:
+        entries = context_entries(image.context, image.dockerfile)
+        digest = context_hash(entries, dockerfile=image.dockerfile, build_args=build_args or {})
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the build context of task image {image.name!r}: {exc}",
+            hint=f"make the file readable or exclude it in {image.context / '.dockerignore'}",
+        ) from exc
     return PlannedImage(image, digest)
 
 
@@ -439,7 +446,8 @@ def _load_into(
     settings: Settings, client: ImageEngine, kind: KindCli, planned: PlannedImage, nodes: list[str],
     reporter: Reporter,
 ) -> bool:
-    """kind load docker-image; with Docker's containerd store, docker save + image-archive."""
+    """`kind load docker-image`; where that cannot work (Docker's containerd image store, an image
+    only podman holds), save the image through the engine API and `kind load image-archive`."""
     try:
         kind.load_docker_image(settings.cluster_name, planned.canonical_ref, nodes)
         return False
@@ -448,8 +456,8 @@ def _load_into(
             raise
         reporter.info(f"kind load docker-image failed ({exc.stderr.strip().splitlines()[-1]}); "
                       f"loading {planned.ref} from an image archive instead")
-    archive_dir = settings.state_dir / "images"
-    archive_dir.mkdir(parents=True, exist_ok=True)
+    archive_dir = StateDir(settings.state_dir).ensure() / "images"  # private, like all state
+    archive_dir.mkdir(exist_ok=True)
     archive = archive_dir / f"{planned.name}-{planned.tag}.tar"
     try:
         client.save(planned.canonical_ref, archive)

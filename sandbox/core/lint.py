@@ -18,14 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.config import Settings
+from sandbox.config import PROFILES, Settings
 from sandbox.core.kind_config import NodeSpec, declared_nodes
 from sandbox.core.placement import predict
 from sandbox.core.policy import check_pod
 from sandbox.errors import UsageError
-
-DOCS = "docs/aci-rules.md"
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -57,7 +54,6 @@ class LintReport:
     tasks: tuple[TaskResult, ...]
     import_errors: tuple[ImportProblem, ...] = ()
     missing_dags: tuple[str, ...] = ()
-    other_tasks: int = 0  # tasks that are not pod tasks (they run on Celery workers)
     dag_count: int = 0
 
     @property
@@ -146,6 +142,8 @@ def lint_dags(
     matter when one of them is missing (the broken file may be it)."""
     folder = (folder or settings.dags_folder).resolve()
     profile = profile or settings.profile
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}", hint=f"use one of: {', '.join(PROFILES)}")
     if not folder.is_dir():
         raise UsageError(
             f"DAGs folder {folder} does not exist",
@@ -168,32 +166,31 @@ def _lint_folder(
     if wanted is not None and not missing:
         problems = ()
     tasks: list[TaskResult] = []
-    other = 0
     dags = [d for dag_id, d in sorted(bag.dags.items()) if wanted is None or dag_id in wanted]
     for dag in dags:
         for task in dag.tasks:
             result = _lint_task(dag, task, folder, nodes, profile)
-            if result is None:
-                other += 1
-            else:
+            if result is not None:
                 tasks.append(result)
-    return LintReport(folder, profile, tuple(tasks), problems, missing, other, len(dags))
+    return LintReport(folder, profile, tuple(tasks), problems, missing, len(dags))
 
 
 def _lint_task(
     dag: Any, task: Any, folder: Path, nodes: Sequence[NodeSpec], profile: str
 ) -> TaskResult | None:
-    from sandbox.core.pod_render import is_pod_task, render_pod
+    from sandbox.core.pod_render import as_admitted, is_pod_task, render_pod
 
     if not is_pod_task(task):
         return None
     file = _relative(dag.fileloc, folder)
     try:
-        pod = render_pod(task)
+        pod = as_admitted(render_pod(task))
     except Exception as exc:  # noqa: BLE001 - any failure of the user's operator is a finding
         message = f"the provider cannot build this task's pod: {type(exc).__name__}: {exc}"
-        return TaskResult(dag.dag_id, task.task_id, file, "not-rendered", message,
-                          violations=(Finding("render", message),))
+        return TaskResult(
+            dag.dag_id, task.task_id, file, "not-rendered", "the pod could not be built",
+            (Finding("render", message),),
+        )
     placement = predict(pod, nodes)
     violations: list[Finding] = []
     warnings: list[Finding] = []
@@ -201,9 +198,9 @@ def _lint_task(
         violations.append(
             Finding(
                 "unschedulable",
-                "no sandbox node accepts this pod: to run on the "
-                "virtual node select type=virtual-kubelet and tolerate virtual-kubelet.io/provider, "
-                "to run on a worker drop the selector or affinity",
+                "no sandbox node accepts this pod: to run on the virtual node select "
+                "type=virtual-kubelet and tolerate virtual-kubelet.io/provider, to run on a "
+                "worker drop the selector or affinity",
             )
         )
     elif placement.reaches_virtual_node:
@@ -211,8 +208,10 @@ def _lint_task(
         violations += [Finding(r.id, r.text) for r in verdict.violations]
         violations += [Finding("cel-error", e) for e in verdict.errors]
         warnings += [Finding(r.id, r.text) for r in verdict.warnings]
-    return TaskResult(dag.dag_id, task.task_id, file, placement.target, placement.reason,
-                      tuple(violations), tuple(warnings))
+    return TaskResult(
+        dag.dag_id, task.task_id, file, placement.target, placement.reason,
+        tuple(violations), tuple(warnings),
+    )
 
 
 @contextmanager

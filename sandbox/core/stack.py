@@ -349,11 +349,11 @@ def _all_healthy(compose: Compose, expected: Sequence[str]) -> list[ServiceState
             waiting.append(f"{service}: not created")
         elif service in ONE_SHOT:
             if current.state == "exited" and current.exit_code != 0:
-                raise StackError(*_failure_text(compose, current))
+                raise _service_failure(compose, current)
             if not current.completed:
                 waiting.append(f"{service}: {current.state}")
         elif current.health == "unhealthy" or current.state in ("exited", "dead"):
-            raise StackError(*_failure_text(compose, current))
+            raise _service_failure(compose, current)
         elif not current.ok:
             waiting.append(f"{service}: {current.health or current.state}")
     if waiting:
@@ -361,14 +361,15 @@ def _all_healthy(compose: Compose, expected: Sequence[str]) -> list[ServiceState
     return states
 
 
-def _failure_text(compose: Compose, state: ServiceState) -> tuple[str, str]:
+def _service_failure(compose: Compose, state: ServiceState) -> StackError:
+    """One error naming the failing service, with its last log lines."""
     if state.state == "exited":
         what = f"service {state.service} exited with code {state.exit_code}"
     else:
         what = f"service {state.service} is {state.health or state.state}"
     logs = compose.logs([state.service], tail=LOG_LINES_ON_FAILURE).rstrip()
     message = f"{what}; its last log lines:\n{logs}" if logs else f"{what} (it printed no logs)"
-    return message, f"fix the cause above, then run `sandbox up` again; `sandbox logs {state.service}` shows more"
+    return StackError(message, hint=f"fix the cause above, then run `sandbox up` again; `sandbox logs {state.service}` shows more")
 
 
 def _severity(state: ServiceState) -> int:
@@ -388,10 +389,9 @@ def _stack_failure(compose: Compose, exc: SandboxError) -> StackError:
         states = compose.ps()
     except SandboxError:
         states = []
-    bad = sorted((_severity(s), s.service, s) for s in states if _severity(s) < 4)
+    bad = sorted((s for s in states if _severity(s) < 4), key=lambda s: (_severity(s), s.service))
     if bad:
-        message, hint = _failure_text(compose, bad[0][2])
-        return StackError(message, hint=hint)
+        return _service_failure(compose, bad[0])
     detail = exc.stderr if isinstance(exc, CommandFailed) else exc.message
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     return StackError(

@@ -8,6 +8,7 @@ at the end.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,12 +19,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require, require_tool
 
 from sandbox.adapters.docker_images import BuildFailed, DockerImages
 from sandbox.config import Settings
 from sandbox.core import images
 from sandbox.progress import SilentReporter
+
+# The root conftest's require()/require_tool() (skip, or fail in strict mode), loaded by path: every
+# conftest is a module named `conftest`, so `from conftest import ...` depends on import order.
+_spec = importlib.util.spec_from_file_location("sandbox_root_conftest", Path(__file__).parents[1] / "conftest.py")
+assert _spec and _spec.loader
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+REPO, require, require_tool = _root.REPO, _root.require, _root.require_tool
 
 BASE = "localhost/sandbox-python:3.11"
 BUILD_ARGS = {"BASE_IMAGE": BASE}
@@ -50,9 +58,26 @@ def engine() -> Iterator[DockerImages]:
         require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
     subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
     yield client
-    for info in client.labelled(images.LABEL_NAME):
-        if info.labels.get(images.LABEL_NAME, "").startswith(PREFIX):
-            client.remove(info.id)
+    _remove_test_images(client)
+
+
+def _remove_test_images(client: DockerImages) -> None:
+    """Our tagged images, then the intermediate (cache) images podman labelled too; a parent
+    refuses removal while a child exists, so repeat until nothing more goes."""
+    while True:
+        ours = [
+            image for image in client.client.images.list(all=True, filters={"label": images.LABEL_NAME})
+            if image.labels.get(images.LABEL_NAME, "").startswith(PREFIX)
+        ]
+        removed = 0
+        for image in sorted(ours, key=lambda i: not i.tags):
+            try:
+                client.remove(image.id)
+                removed += 1
+            except Exception:  # a parent of a not-yet-removed child: next round
+                continue
+        if not ours or not removed:
+            return
 
 
 def make_project(root: Path, name: str, dockerfile: str = DOCKERFILE) -> tuple[Settings, Path]:
@@ -76,6 +101,7 @@ def test_content_tag_no_rebuild_rebuild_on_change_ignore_respected(engine: Docke
     assert any(line.startswith("STEP") for line in cold.lines)  # output streamed through the reporter
     info = engine.inspect(images.CANONICAL_PREFIX + first.ref)
     assert info is not None and info.id == first.image_id
+    assert info.tags == (first.ref,)  # normalised: no docker.io/library/ or podman's localhost/
     assert info.labels[images.LABEL_NAME] == name and info.labels[images.LABEL_HASH] == first.context_hash
     record = json.loads((settings.dags_folder / ".sandbox-images.json").read_text())
     assert record["images"][name]["image"] == first.ref

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,15 +40,19 @@ def engine() -> Iterator[DockerImages]:
     base_url = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
     client = DockerImages(base_url)
     try:
-        client.client
-    except Exception as exc:
+        client.client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to build with
         require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
-    subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True
+    )
     yield client
 
 
 @pytest.fixture(scope="module")
-def built(engine: DockerImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[images.BuildResult]:
+def built(
+    engine: DockerImages, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[images.BuildResult]:
     """sample_dags/images/steps built by the product; the record goes to a temporary DAG folder."""
     project = tmp_path_factory.mktemp("project")
     settings = Settings(project_dir=project, images_folders=(DAGS / "images",))
@@ -133,8 +136,11 @@ def train_compare_deploy_plan(pods: dict[str, dict[str, Any]], chosen: str) -> l
 
 
 def test_every_step_runs_in_its_image_with_the_pods_command_line(
-    engine: DockerImages, built: images.BuildResult, pods: dict[str, dict[str, dict[str, Any]]],
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    engine: DockerImages,
+    built: images.BuildResult,
+    pods: dict[str, dict[str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert {container_of(p)["image"] for d in pods.values() for p in d.values()} == {
         images.CANONICAL_PREFIX + built.ref
@@ -159,7 +165,9 @@ def test_every_step_runs_in_its_image_with_the_pods_command_line(
         deployed = run_in_image(engine, tcd[chosen], connection)
         assert deployed["model"] == "b"
         in_image = snapshot(connection, f"{blob.BLOB_CONTAINER}/")
-        assert len(in_image) == 4 + 8  # recommend: raw + 3 outputs; tcd: raw, 2, 2 x 2 models, deployment
+        assert (
+            len(in_image) == 4 + 8
+        )  # recommend: raw + 3 outputs; tcd: raw, 2, 2 x 2 models, deployment
 
         # The same command lines as plain Python on an empty account: identical bytes.
         from azure.storage.blob import BlobServiceClient
@@ -174,12 +182,16 @@ def test_every_step_runs_in_its_image_with_the_pods_command_line(
         assert snapshot(connection, f"{blob.BLOB_CONTAINER}/") == in_image
 
 
-def test_the_image_lists_its_steps_by_default(engine: DockerImages, built: images.BuildResult) -> None:
+def test_the_image_lists_its_steps_by_default(
+    engine: DockerImages, built: images.BuildResult
+) -> None:
     output = engine.client.containers.run(images.CANONICAL_PREFIX + built.ref, remove=True).decode()
     assert "preprocess inference postprocess extract features train deploy" in output
 
 
-def test_the_image_is_small_and_runs_as_non_root(engine: DockerImages, built: images.BuildResult) -> None:
+def test_the_image_is_small_and_runs_as_non_root(
+    engine: DockerImages, built: images.BuildResult
+) -> None:
     base = engine.inspect(BASE)
     assert base is not None
     assert built.size - base.size < 60e6, "the step image should add only azure-storage-blob"

@@ -17,13 +17,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
 from conftest import REPO, require, require_tool
+
 from sandbox.core import blob
 from sandbox.waiting import wait_until
 
@@ -56,9 +55,16 @@ def azurite() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="azurite-") as workspace:
         proc = subprocess.Popen(
             [
-                str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                "--inMemoryPersistence", "--disableTelemetry",
-                "--skipApiVersionCheck", "--loose", "--silent",
+                str(AZURITE),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
             ],
             cwd=workspace,
             stdout=subprocess.DEVNULL,
@@ -148,7 +154,9 @@ def run_recommend(capsys: pytest.CaptureFixture[str], date: str = DATE) -> list[
         ("postprocess", "scores.json", "recommendations.csv"),
     ]
     return [
-        run_step(capsys, step, "--date", date, "--input", f"{data}/{src}", "--output", f"{data}/{dst}")
+        run_step(
+            capsys, step, "--date", date, "--input", f"{data}/{src}", "--output", f"{data}/{dst}"
+        )
         for step, src, dst in plan
     ]
 
@@ -185,11 +193,19 @@ def test_recommend_seeds_a_fresh_date_and_writes_every_output(
 ) -> None:
     pre, inf, post = run_recommend(capsys)
     assert pre == {
-        "step": "preprocess", "date": DATE, "interactions": 258, "users": 40, "items": 24,
+        "step": "preprocess",
+        "date": DATE,
+        "interactions": 258,
+        "users": 40,
+        "items": 24,
     }
     assert inf["step"] == "inference" and inf["users"] == 40 and inf["scored_pairs"] == 400
     assert post == {
-        "step": "postprocess", "date": DATE, "rows": 200, "users": 40, "distinct_items": 21,
+        "step": "postprocess",
+        "date": DATE,
+        "rows": 200,
+        "users": 40,
+        "distinct_items": 21,
     }
     blobs = snapshot(connection, f"{REC}/")
     assert sorted(blobs) == [
@@ -197,7 +213,9 @@ def test_recommend_seeds_a_fresh_date_and_writes_every_output(
         for n in ("features.json", "raw/interactions.jsonl", "recommendations.csv", "scores.json")
     ]
     seen = json.loads(blobs[f"recommend/{DATE}/features.json"])["users"]
-    rows = list(csv.DictReader(io.StringIO(blobs[f"recommend/{DATE}/recommendations.csv"].decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(blobs[f"recommend/{DATE}/recommendations.csv"].decode()))
+    )
     assert len(rows) == post["rows"]
     for row in rows:
         assert row["date"] == DATE
@@ -217,14 +235,33 @@ def test_preprocess_uses_existing_input_as_given(
         {"user": "u1", "item": "b", "event": "click"},
         {"user": "u2", "item": "b", "event": "view"},
     ]
-    upload(connection, f"{data}/raw/interactions.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode())
-    metrics = run_step(
-        capsys, "preprocess", "--date", "2021-12-02",
-        "--input", f"{data}/raw/interactions.jsonl", "--output", f"{data}/features.json",
+    upload(
+        connection,
+        f"{data}/raw/interactions.jsonl",
+        "".join(json.dumps(x) + "\n" for x in lines).encode(),
     )
-    assert metrics == {"step": "preprocess", "date": "2021-12-02", "interactions": 4, "users": 2, "items": 2}
+    metrics = run_step(
+        capsys,
+        "preprocess",
+        "--date",
+        "2021-12-02",
+        "--input",
+        f"{data}/raw/interactions.jsonl",
+        "--output",
+        f"{data}/features.json",
+    )
+    assert metrics == {
+        "step": "preprocess",
+        "date": "2021-12-02",
+        "interactions": 4,
+        "users": 2,
+        "items": 2,
+    }
     written = snapshot(connection, f"{data}/features.json")["recommend/2021-12-02/features.json"]
-    assert json.loads(written) == {"date": "2021-12-02", "users": {"u1": {"a": 6, "b": 3}, "u2": {"b": 1}}}
+    assert json.loads(written) == {
+        "date": "2021-12-02",
+        "users": {"u1": {"a": 6, "b": 3}, "u2": {"b": 1}},
+    }
 
 
 def test_recommend_rerun_is_byte_identical(
@@ -247,18 +284,38 @@ def test_train_compare_deploy_deploys_the_better_model_and_reruns_identically(
 ) -> None:
     metrics, chosen = run_train_compare_deploy(capsys, monkeypatch)
     extract, features, train_a, train_b, deploy = metrics
-    assert extract == {"step": "extract", "date": DATE, "rows_in": 300, "rows_out": 293, "dropped": 7}
+    assert extract == {
+        "step": "extract",
+        "date": DATE,
+        "rows_in": 300,
+        "rows_out": 293,
+        "dropped": 7,
+    }
     assert features == {
-        "step": "features", "date": DATE, "features": 4, "train_rows": 234, "test_rows": 59,
+        "step": "features",
+        "date": DATE,
+        "features": 4,
+        "train_rows": 234,
+        "test_rows": 59,
     }
     # The data has an x1*x3 interaction only model b can express: b must win, clearly.
     assert train_b["rmse"] < 0.5 * train_a["rmse"]
     assert chosen == "deploy_model_b"
-    assert deploy == {"step": "deploy", "date": DATE, "model": "b", "rmse": train_b["rmse"], "r2": train_b["r2"]}
+    assert deploy == {
+        "step": "deploy",
+        "date": DATE,
+        "model": "b",
+        "rmse": train_b["rmse"],
+        "r2": train_b["r2"],
+    }
     first = snapshot(connection, f"{TCD}/")
     record = json.loads(first[f"train_compare_deploy/{DATE}/deployment.json"])
     assert record["model"] == "b" and record["source"] == f"{TCD}/model_b/"
-    assert {f"train_compare_deploy/{DATE}/model_{m}/{f}" for m in "ab" for f in ("model.json", "metrics.json")} <= set(first)
+    assert {
+        f"train_compare_deploy/{DATE}/model_{m}/{f}"
+        for m in "ab"
+        for f in ("model.json", "metrics.json")
+    } <= set(first)
 
     again, chosen_again = run_train_compare_deploy(capsys, monkeypatch)
     assert (again, chosen_again) == (metrics, chosen)
@@ -281,11 +338,21 @@ def test_a_missing_input_fails_with_one_line_and_no_metrics(
 ) -> None:
     main = importlib.import_module("steps.inference").main
     data = f"{blob.BLOB_CONTAINER}/recommend/1999-01-01"
-    code = main(["--date", "1999-01-01", "--input", f"{data}/features.json", "--output", f"{data}/scores.json"])
+    code = main(
+        [
+            "--date",
+            "1999-01-01",
+            "--input",
+            f"{data}/features.json",
+            "--output",
+            f"{data}/scores.json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 1 and out.out == ""
     assert out.err.strip() == (
-        f"error: input {data}/features.json does not exist: did the previous step run for this date?"
+        f"error: input {data}/features.json does not exist: "
+        "did the previous step run for this date?"
     )
 
 
@@ -295,6 +362,31 @@ def test_without_a_connection_string_the_step_says_so(
     monkeypatch.delenv(blob.BLOB_ENV)
     importlib.import_module("steps.common").service.cache_clear()
     main = importlib.import_module("steps.preprocess").main
-    code = main(["--date", DATE, "--input", f"{REC}/raw/interactions.jsonl", "--output", f"{REC}/f.json"])
+    code = main(
+        ["--date", DATE, "--input", f"{REC}/raw/interactions.jsonl", "--output", f"{REC}/f.json"]
+    )
     assert code == 1
     assert f"{blob.BLOB_ENV} is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (
+            ["--date", "2021-13-01", "--input", f"{REC}/a", "--output", f"{REC}/b"],
+            "is not a YYYY-MM-DD date",
+        ),
+        (
+            ["--date", DATE, "--input", "no-container-path", "--output", f"{REC}/b"],
+            "is not <container>/<blob path>",
+        ),
+        (["--date", DATE, "--input", f"{REC}/a"], "the following arguments are required: --output"),
+    ],
+)
+def test_bad_command_lines_are_usage_errors(
+    steps: ModuleType, capsys: pytest.CaptureFixture[str], argv: list[str], complaint: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module("steps.preprocess").main(argv)
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err

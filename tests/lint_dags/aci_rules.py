@@ -78,8 +78,10 @@ with DAG("aci_rules", schedule=None, start_date=dt.datetime(2024, 1, 1), catchup
     pod_task("memory_max_ok", container_resources=resources(memory="16Gi"))
     pod_task("max_containers_bad", full_pod_spec=sidecars(60))
     pod_task("max_containers_ok", full_pod_spec=sidecars(59))
-    pod_task("max_volumes_bad", volumes=empty_dirs(21))
-    pod_task("max_volumes_ok", volumes=empty_dirs(20))
+    # Kubernetes adds the service-account token volume: 20 + 1 is too many, 19 + 1 fits.
+    pod_task("max_volumes_bad", volumes=empty_dirs(20))
+    pod_task("max_volumes_ok", volumes=empty_dirs(19))
+    pod_task("max_volumes_no_token_ok", volumes=empty_dirs(20), automount_service_account_token=False)
     pod_task("startup_probe_bad", full_pod_spec=with_base(startup_probe=k8s.V1Probe(_exec=EXEC)))
     pod_task("startup_probe_ok", full_pod_spec=with_base(liveness_probe=k8s.V1Probe(_exec=EXEC)))
     pod_task("args_without_command_bad", cmds=None, arguments=["--epochs", "3"])

@@ -49,3 +49,5 @@ with DAG("placement", schedule=None, start_date=dt.datetime(2024, 1, 1), catchup
          tolerations=[{"key": "virtual-kubelet.io/provider", "operator": "Equal", "value": "azure"}])
     task("toleration_wrong_value", node_selector=SELECT,
          tolerations=[{"key": "virtual-kubelet.io/provider", "operator": "Equal", "value": "aws"}])
+    # The provider itself cannot build this pod (a malformed template): reported, not a crash.
+    task("render_fails", pod_template_dict={"spec": {"containers": "not-a-list"}})

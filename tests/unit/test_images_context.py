@@ -115,3 +115,9 @@ def test_tar_holds_exactly_the_entries_with_fixed_metadata(tmp_path: Path) -> No
         assert tar.extractfile("src/pkg/main.py").read() == b"print('v1')\n"  # type: ignore[union-attr]
         assert {m.mtime for m in members.values()} == {315532800}
         assert {(m.uid, m.gid) for m in members.values()} == {(0, 0)}
+
+
+def test_special_files_are_not_part_of_the_context(tmp_path: Path) -> None:
+    root = _context(tmp_path)
+    os.mkfifo(root / "src" / "pipe")  # reading it would block the build forever
+    assert "src/pipe" not in [e.path for e in context_entries(root)]

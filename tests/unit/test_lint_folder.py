@@ -1,15 +1,13 @@
 """`sandbox lint` over tests/lint_dags: exactly the expected findings, for both profiles.
 
 Every task is rendered by the real provider and checked by the same rule code the admission
-policy carries; the folder is loaded once per profile (module fixtures), the CLI runs once as
-a real process (exit code, JSON on stdout, no traceback).
+policy carries; the folder is loaded once per profile (module fixtures), and once more through
+the CLI entry point (exit code, JSON alone on stdout, one error line, no traceback).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,69 +15,23 @@ import pytest
 from sandbox.config import load_settings
 from sandbox.core.lint import LintReport, lint_dags
 
+REPO = Path(__file__).resolve().parents[2]
 V = "virtual-node"
-# task_id -> (target, violations, warnings) under aci-v1
-EXPECTED_V1: dict[str, tuple[str, set[str], set[str]]] = {
-    "clean": (V, set(), set()),
-    "cpu_max_bad": (V, {"cpu-max"}, set()),
-    "cpu_max_ok": (V, set(), set()),
-    "cpu_limit_bad": (V, {"cpu-max"}, set()),
-    "memory_max_bad": (V, {"memory-max"}, set()),
-    "memory_max_ok": (V, set(), set()),
-    "max_containers_bad": (V, {"max-containers"}, set()),
-    "max_containers_ok": (V, set(), set()),
-    "max_volumes_bad": (V, {"max-volumes"}, set()),
-    "max_volumes_ok": (V, set(), set()),
-    "startup_probe_bad": (V, {"no-startup-probe"}, set()),
-    "startup_probe_ok": (V, set(), set()),
-    "args_without_command_bad": (V, {"command-with-args"}, set()),
-    "args_without_command_ok": (V, set(), set()),
-    "volume_host_path_bad": (V, {"volume-types"}, set()),
-    "volume_csi_without_secret_bad": (V, {"volume-types"}, set()),
-    "volume_pvc": (V, {"volume-types"}, set()),
-    "volume_ok": (V, set(), set()),
-    "init_containers": (V, {"no-init-containers"}, set()),
-    "host_aliases": (V, {"no-host-aliases"}, set()),
-    "lifecycle_hooks": (V, {"no-lifecycle-hooks"}, set()),
-    "xcom_sidecar": (V, {"no-xcom-sidecar"}, set()),
-    "init_container_resources": (V, {"no-init-containers"}, set()),
-    "privileged": (V, set(), {"security-context-ignored"}),
-    "run_as_user": (V, set(), {"security-context-ignored"}),
-    "host_network": (V, set(), {"host-network-ignored"}),
-    "pull_never": (V, set(), {"image-pull-policy-ignored"}),
-    "pull_if_not_present": (V, set(), set()),
-    "empty_env": (V, set(), {"empty-env-value"}),
-    "downward_api": (V, set(), {"downward-api-ignored"}),
-    "no_requests": (V, set(), {"resource-requests"}),
-    "limits_only": (V, set(), set()),
-    "image_latest": (V, set(), {"image-tag"}),
-    "image_untagged": (V, set(), {"image-tag"}),
-    "image_latest_if_not_present": (V, set(), set()),
-    "image_digest": (V, set(), set()),
-    # placement DAG
-    "worker_host_path": ("worker", set(), set()),
-    "selector_without_toleration": ("unschedulable", {"unschedulable"}, set()),
-    "wrong_selector": ("unschedulable", {"unschedulable"}, set()),
-    "toleration_only_host_path": ("virtual-node-or-worker", {"volume-types"}, set()),
-    "affinity_in": (V, set(), set()),
-    "affinity_not_in_host_path": ("worker", set(), set()),
-    "affinity_exists": (V, set(), set()),
-    "tolerate_everything": ("virtual-node-or-worker", set(), set()),
-    "toleration_equal": (V, set(), set()),
-    "toleration_wrong_value": ("unschedulable", {"unschedulable"}, set()),
-}
-# aci-v2 allows init containers, host aliases, lifecycle hooks, exec with arguments, PVCs ...
-EXPECTED_V2 = {
-    **EXPECTED_V1,
-    "volume_pvc": (V, set(), set()),
-    "init_containers": (V, set(), set()),
-    "host_aliases": (V, set(), set()),
-    "lifecycle_hooks": (V, set(), set()),
-    "xcom_sidecar": (V, set(), set()),
-    # ... but its provider refuses resources on an init container.
-    "init_container_resources": (V, {"init-container-fields"}, set()),
-}
-EXPECTED = {"aci-v1": EXPECTED_V1, "aci-v2": EXPECTED_V2}
+Expected = dict[str, tuple[str, set[str], set[str]]]  # task_id -> (target, violations, warnings)
+
+
+def _expected() -> dict[str, Expected]:
+    """tests/lint_dags/expected.json: per profile, what lint must say about each task (the e2e
+    test holds the real API server to the same file)."""
+    raw = json.loads((REPO / "tests" / "lint_dags" / "expected.json").read_text())
+    return {
+        profile: {t: (e["target"], set(e["violations"]), set(e["warnings"])) for t, e in tasks.items()}
+        for profile, tasks in raw.items()
+    }
+
+
+EXPECTED = _expected()
+EXPECTED_V2 = EXPECTED["aci-v2"]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +45,7 @@ def reports(repo: Path, folder: Path) -> dict[str, LintReport]:
     return {p: lint_dags(settings, folder, profile=p) for p in EXPECTED}
 
 
-def findings(items: list[dict]) -> dict[str, tuple[str, set[str], set[str]]]:
+def findings(items: list[dict]) -> Expected:
     return {
         i["task_id"]: (i["target"], set(i["violation_rules"]), set(i["warning_rules"]))
         for i in items
@@ -109,6 +61,14 @@ def test_exactly_the_expected_findings(reports: dict[str, LintReport], profile: 
         ("broken_import.py", "ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint'")
     ]
     assert not report.ok
+
+
+def test_profiles_differ_where_the_issue_says() -> None:
+    v1, v2 = EXPECTED["aci-v1"], EXPECTED["aci-v2"]
+    changed = {t for t in v1 if v1[t] != v2[t]}
+    assert changed == {"volume_pvc", "init_containers", "host_aliases", "lifecycle_hooks",
+                       "xcom_sidecar", "init_container_resources"}
+    assert all(not v2[t][1] for t in changed - {"init_container_resources"})
 
 
 def test_every_rule_has_a_violating_task_and_a_clean_one(reports: dict[str, LintReport]) -> None:
@@ -127,6 +87,9 @@ def test_json_items_carry_messages(reports: dict[str, LintReport]) -> None:
     assert {"dag_id", "task_id", "target", "violations", "warnings"} <= set(xcom)
     assert xcom["dag_id"] == "aci_rules" and xcom["file"] == "aci_rules.py"
     assert xcom["violations"][0].startswith("[aci:no-xcom-sidecar] ") and "do_xcom_push=False" in xcom["violations"][0]
+    assert items["render_fails"]["violations"] == [
+        "the provider cannot build this task's pod: ValueError: Invalid value for `name`, must not be `None`"
+    ]
     broken = items[None]
     assert broken["target"] == "import-error" and broken["file"] == "broken_import.py"
 
@@ -135,7 +98,7 @@ def test_text_lines_for_run_dag(reports: dict[str, LintReport]) -> None:
     lines = reports["aci-v1"].lines()
     assert "broken_import.py: import error: ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint'" in lines
     assert any(line.startswith("aci_rules.host_aliases: virtual-node (fits sandbox-worker2)") for line in lines)
-    assert lines[-1].startswith("46 pod task(s) in 2 DAG(s), profile aci-v1: 19 violation(s)")
+    assert lines[-1].startswith("48 pod task(s) in 2 DAG(s), profile aci-v1: 20 violation(s)")
 
 
 def test_dag_ids_limit_the_report(repo: Path, folder: Path) -> None:
@@ -147,15 +110,17 @@ def test_dag_ids_limit_the_report(repo: Path, folder: Path) -> None:
     assert missing.missing_dags == ("nope",) and missing.import_errors and not missing.ok
 
 
-def test_cli_json_and_exit_code(repo: Path, folder: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "sandbox", "-C", str(repo), "lint", str(folder), "--profile", "aci-v2", "--json"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 1, proc.stderr
-    assert findings(json.loads(proc.stdout)) == EXPECTED_V2
-    assert "Traceback" not in proc.stderr
-    assert "error: 46 pod task(s) in 2 DAG(s), profile aci-v2: 14 violation(s)" in proc.stderr
+def test_cli_json_and_exit_code(repo: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the real entry point (in-process: Airflow is already imported here)."""
+    from sandbox.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-C", str(repo), "lint", str(folder), "--profile", "aci-v2", "--json"])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1, err
+    assert findings(json.loads(out)) == EXPECTED_V2  # stdout is the JSON and nothing else
+    assert "Traceback" not in err
+    assert "error: 48 pod task(s) in 2 DAG(s), profile aci-v2: 15 violation(s)" in " ".join(err.split())
 
 
 def test_cli_refuses_a_missing_folder_and_unknown_profile(repo: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.config import Settings
 from sandbox.core import blob
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +51,7 @@ EXPECTED_EDGES = {
         "deploy_model_b": set(),
     },
 }
+NAMESPACE = os.environ.get("SANDBOX_TASK_NAMESPACE", Settings(project_dir=REPO).task_namespace)
 PRODUCTION_ENV = {"TASK_IMAGE_REGISTRY": "registry.example/ml", "TASK_IMAGE_TAG": "2021.12.1"}
 
 
@@ -87,7 +89,10 @@ def test_both_dags_load_without_import_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
     assert sorted(dagbag.dag_ids) == ["recommend", "train_compare_deploy"]
     # .airflowignore keeps the helpers and the image sources out of DAG parsing.
-    assert sorted(s.file for s in dagbag.dagbag_stats) == ["recommend.py", "train_compare_deploy.py"]
+    assert sorted(s.file for s in dagbag.dagbag_stats) == [
+        "recommend.py",
+        "train_compare_deploy.py",
+    ]
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_EDGES))
@@ -143,7 +148,7 @@ def test_every_pod_task_is_aimed_at_the_virtual_node(dagbag: Any) -> None:
         where = f"{dag_id}.{task_id}"
         assert pod["spec"]["nodeSelector"] == AKS_SELECTOR, where
         assert pod["spec"]["tolerations"] == AKS_TOLERATIONS, where
-        assert pod["metadata"]["namespace"] == "sandbox-tasks", where
+        assert pod["metadata"]["namespace"] == NAMESPACE, where
 
 
 def test_rendered_pods_follow_the_aci_rules_and_the_blob_contract(dagbag: Any) -> None:
@@ -176,13 +181,29 @@ def test_step_command_lines_name_the_run_date_in_every_blob_path(dagbag: Any) ->
     }
     prefix = f"{blob.BLOB_CONTAINER}/recommend/{DATE}"
     assert commands[("recommend", "inference")] == [
-        "python", "-m", "steps.inference", "--date", DATE,
-        "--input", f"{prefix}/features.json", "--output", f"{prefix}/scores.json",
+        "python",
+        "-m",
+        "steps.inference",
+        "--date",
+        DATE,
+        "--input",
+        f"{prefix}/features.json",
+        "--output",
+        f"{prefix}/scores.json",
     ]
     prefix = f"{blob.BLOB_CONTAINER}/train_compare_deploy/{DATE}"
     assert commands[("train_compare_deploy", "train_model_b")] == [
-        "python", "-m", "steps.train", "--date", DATE,
-        "--input", f"{prefix}/features.json", "--output", f"{prefix}/model_b/", "--model", "b",
+        "python",
+        "-m",
+        "steps.train",
+        "--date",
+        DATE,
+        "--input",
+        f"{prefix}/features.json",
+        "--output",
+        f"{prefix}/model_b/",
+        "--model",
+        "b",
     ]
     for command in commands.values():
         paths = [command[i + 1] for i, a in enumerate(command) if a in ("--input", "--output")]
@@ -190,12 +211,10 @@ def test_step_command_lines_name_the_run_date_in_every_blob_path(dagbag: Any) ->
         assert all(f"/{DATE}/" in p for p in paths)
 
 
-def test_dag_helpers_restate_the_blob_contract_exactly() -> None:
-    sys.path.insert(0, str(DAGS))
-    try:
-        from sandbox_tasks import pods
-    finally:
-        sys.path.remove(str(DAGS))
+def test_dag_helpers_restate_the_blob_contract_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(DAGS))
+    from sandbox_tasks import pods
+
     assert (pods.BLOB_CONTAINER, pods.BLOB_SECRET_NAME, pods.BLOB_SECRET_KEY, pods.BLOB_ENV) == (
         blob.BLOB_CONTAINER,
         blob.BLOB_SECRET_NAME,
@@ -227,10 +246,12 @@ from pathlib import Path
 from airflow.dag_processing.dagbag import BundleDagBag
 
 dags = Path(sys.argv[1])
-bag = BundleDagBag(dag_folder=dags, bundle_path=dags, bundle_name="dags-folder", load_op_links=False)
+bag = BundleDagBag(
+    dag_folder=dags, bundle_path=dags, bundle_name="dags-folder", load_op_links=False
+)
 tasks = {
     dag_id: {
-        t.task_id: [getattr(t, "image", None), getattr(t, "image_pull_policy", None)]
+        t.task_id: [getattr(t, a, None) for a in ("image", "image_pull_policy", "namespace")]
         for t in dag.tasks
     }
     for dag_id, dag in bag.dags.items()
@@ -243,7 +264,9 @@ print(json.dumps({"errors": bag.import_errors, "tasks": tasks, "leaked": leaked,
 
 def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
     dags = tmp_path / "dags"
-    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("images", "__pycache__", ".sandbox-*"))
+    shutil.copytree(
+        DAGS, dags, ignore=shutil.ignore_patterns("images", "__pycache__", ".sandbox-*")
+    )
     # The build record `sandbox build` writes into the DAG folder (format of sandbox.core.images).
     record = {"version": 1, "images": {"steps": {"image": "steps:0123456789ab"}}}
     (dags / ".sandbox-images.json").write_text(json.dumps(record))
@@ -272,4 +295,6 @@ def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
         d: set(e) for d, e in EXPECTED_EDGES.items()
     }
     pod_settings = [v for d in result["tasks"].values() for k, v in d.items() if k != "compare"]
-    assert pod_settings == [["steps:0123456789ab", "IfNotPresent"]] * 9
+    # Without SANDBOX_TASK_NAMESPACE the pods go to the namespace `sandbox up` creates by default.
+    default_namespace = Settings(project_dir=REPO).task_namespace
+    assert pod_settings == [["steps:0123456789ab", "IfNotPresent", default_namespace]] * 9

@@ -9,6 +9,7 @@ reports what each call returned or raised.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,8 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Blocker())
 
-from sandbox_tasks import task_image, task_image_pull_policy
+from sandbox_tasks import task_image  # as DAG files import it
+from sandbox_tasks.images import task_image_pull_policy
 
 results = {}
 def attempt(key, call):
@@ -82,9 +84,11 @@ print(json.dumps(results))
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     dags = tmp_path_factory.mktemp("dags")
     shutil.copytree(REPO / "sample_dags" / "sandbox_tasks", dags / "sandbox_tasks")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_IMAGE_", "AIRFLOW"))}
+    env["AIRFLOW_HOME"] = str(dags.parent / "airflow-home")
     proc = subprocess.run(
         [sys.executable, "-I", "-c", textwrap.dedent(SCENARIOS), str(dags)],
-        capture_output=True, text=True, timeout=120, cwd=dags,
+        capture_output=True, text=True, timeout=120, cwd=dags, env=env,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])

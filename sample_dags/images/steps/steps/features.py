@@ -32,7 +32,10 @@ def build(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def encode(part: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return {
             "X": [
-                [round((v - m) / s, 6) for v, m, s in zip(raw_features(r), means, stds, strict=True)]
+                [
+                    round((v - m) / s, 6)
+                    for v, m, s in zip(raw_features(r), means, stds, strict=True)
+                ]
                 for r in part
             ],
             "y": [r["y"] for r in part],

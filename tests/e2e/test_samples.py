@@ -1,0 +1,185 @@
+"""The sample pipelines after a real run on the sandbox (GitHub Actions, after `make up`).
+
+Precondition, as in the e2e workflow: `sandbox run-dag recommend --date 2021-12-01` and
+`sandbox run-dag train_compare_deploy --date 2021-12-01` have run before this module. Checked
+here: their outputs are in Azurite (its published 127.0.0.1 port), every task pod ran on the
+virtual node (kubernetes client, admin kubeconfig, spec.nodeName), only the better model was
+deployed, and a second run of `recommend` leaves byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import REPO, require
+
+from sandbox.config import load_settings
+from sandbox.core import blob
+from sandbox.state import StateDir
+
+SETTINGS = load_settings(REPO)
+KUBECONFIG = StateDir(SETTINGS.state_dir).admin_kubeconfig
+DATE = "2021-12-01"
+OUTPUTS = {
+    "recommend": ("raw/interactions.jsonl", "features.json", "scores.json", "recommendations.csv"),
+    "train_compare_deploy": (
+        "raw/measurements.jsonl",
+        "dataset.json",
+        "features.json",
+        "model_a/model.json",
+        "model_a/metrics.json",
+        "model_b/model.json",
+        "model_b/metrics.json",
+        "deployment.json",
+    ),
+}
+POD_TASKS = {
+    "recommend": {"preprocess", "inference", "postprocess"},
+    "train_compare_deploy": {"extract", "features", "train_model_a", "train_model_b"},
+}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def core() -> Iterator[Any]:
+    from kubernetes import client, config
+
+    require(KUBECONFIG.is_file(), f"no sandbox is up (no {KUBECONFIG}): run `make up` first")
+    api = config.new_client_from_config(config_file=str(KUBECONFIG))
+    v1 = client.CoreV1Api(api)
+    try:
+        v1.list_node(_request_timeout=10)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no cluster to test against
+        require(False, f"no cluster answers with {KUBECONFIG}: {exc}")
+    yield v1
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def container() -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    port = SETTINGS.ports.azurite_blob
+    require(_listening(port), f"no Azurite on 127.0.0.1:{port}: run `make up` first")
+    connection = blob.connection_string(blob.blob_endpoint("127.0.0.1", port))
+    return BlobServiceClient.from_connection_string(connection).get_container_client(
+        blob.BLOB_CONTAINER
+    )
+
+
+def outputs(container: Any, dag_id: str) -> dict[str, bytes]:
+    prefix = f"{dag_id}/{DATE}/"
+    return {
+        b.name.removeprefix(prefix): container.download_blob(b.name).readall()
+        for b in container.list_blobs(name_starts_with=prefix)
+    }
+
+
+@pytest.fixture(scope="module")
+def ran(container: Any) -> dict[str, dict[str, bytes]]:
+    found = {dag_id: outputs(container, dag_id) for dag_id in OUTPUTS}
+    for dag_id, blobs in found.items():
+        require(
+            bool(blobs),
+            f"no outputs of {dag_id} for {DATE}: "
+            f"run `sandbox run-dag {dag_id} --date {DATE}` first",
+        )
+    return found
+
+
+def virtual_node(core: Any) -> str:
+    nodes = core.list_node(label_selector="type=virtual-kubelet").items
+    assert len(nodes) == 1, [n.metadata.name for n in nodes]
+    return nodes[0].metadata.name
+
+
+def task_pods(core: Any, dag_id: str) -> list[Any]:
+    """The DAG's task pods for DATE (KPO labels them by dag_id; the date is in their args).
+
+    Unpausing a daily DAG also starts a scheduled run for the latest interval: its pods carry
+    another date and are left out.
+    """
+    pods = core.list_namespaced_pod(SETTINGS.task_namespace, label_selector=f"dag_id={dag_id}")
+    return [p for p in pods.items if DATE in (p.spec.containers[0].args or [])]
+
+
+@pytest.mark.parametrize("dag_id", sorted(OUTPUTS))
+def test_outputs_for_the_date_are_in_blob_storage(
+    ran: dict[str, dict[str, bytes]], dag_id: str
+) -> None:
+    assert sorted(ran[dag_id]) == sorted(OUTPUTS[dag_id])
+
+
+def test_recommendations_are_complete(ran: dict[str, dict[str, bytes]]) -> None:
+    rows = list(csv.DictReader(io.StringIO(ran["recommend"]["recommendations.csv"].decode())))
+    users = json.loads(ran["recommend"]["features.json"])["users"]
+    assert rows and {r["user"] for r in rows} == set(users)
+    assert all(r["date"] == DATE and r["item"] not in users[r["user"]] for r in rows)
+
+
+def test_the_better_model_was_deployed(ran: dict[str, dict[str, bytes]], core: Any) -> None:
+    blobs = ran["train_compare_deploy"]
+    rmse = {m: json.loads(blobs[f"model_{m}/metrics.json"])["rmse"] for m in "ab"}
+    winner = min(sorted(rmse), key=rmse.__getitem__)
+    assert json.loads(blobs["deployment.json"])["model"] == winner
+    deploy_pods = {
+        p.metadata.labels["task_id"]
+        for p in task_pods(core, "train_compare_deploy")
+        if p.metadata.labels.get("task_id", "").startswith("deploy_model_")
+    }
+    assert deploy_pods == {f"deploy_model_{winner}"}, "the branch must skip the other deploy"
+
+
+@pytest.mark.parametrize("dag_id", sorted(POD_TASKS))
+def test_every_task_pod_ran_on_the_virtual_node(
+    ran: dict[str, dict[str, bytes]], core: Any, dag_id: str
+) -> None:
+    node = virtual_node(core)
+    pods = task_pods(core, dag_id)
+    succeeded = {p.metadata.labels.get("task_id") for p in pods if p.status.phase == "Succeeded"}
+    assert POD_TASKS[dag_id] <= succeeded
+    for pod in pods:  # retried attempts included: every pod must have been placed there
+        assert pod.spec.node_name == node, (
+            f"{pod.metadata.name} ({pod.metadata.labels.get('task_id')})"
+        )
+
+
+def test_a_second_run_gives_identical_outputs(
+    ran: dict[str, dict[str, bytes]], container: Any, core: Any
+) -> None:
+    before = len(task_pods(core, "recommend"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "run-dag",
+            "recommend",
+            "--date",
+            DATE,
+            "--rerun",
+            "--no-logs",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SETTINGS.timeouts.run,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert outputs(container, "recommend") == ran["recommend"]
+    assert len(task_pods(core, "recommend")) >= before + len(POD_TASKS["recommend"]), (
+        "nothing re-ran"
+    )

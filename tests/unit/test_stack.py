@@ -1,0 +1,383 @@
+"""`up` / `down` / `status` orchestration with recording fakes at the boundaries that cannot run here.
+
+kind and compose v2 are simulated by a RecordingRunner whose answers follow a small world model
+(clusters that exist, containers that run), and the Kubernetes API by FakeKube; the tests
+assert on the exact commands and API requests. Everything else is real: settings, state dir,
+secrets, rendered env files, doctor's port and disk checks, wait_until.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from fakes import FakeKube, RecordingRunner, fail, ok
+from sandbox.adapters.compose import ComposeCommand, ComposeProject, down_argv, logs_argv, up_argv
+from sandbox.adapters.kind import create_argv, delete_argv
+from sandbox.adapters.runtime import Engine, Runtime
+from sandbox.config import Ports, Settings, Timeouts
+from sandbox.core import stack
+from sandbox.core.doctor import diagnose
+from sandbox.core.kind_config import declared_nodes
+from sandbox.errors import ClusterError, LockHeld, PrerequisiteError, StackError
+from sandbox.progress import SilentReporter
+from sandbox.proc import Completed
+from sandbox.state import StateDir
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SERVICES = [
+    "postgres", "rabbitmq", "azurite", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+    "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+]
+V2 = ComposeCommand(("docker", "compose"), "2.29.7")
+DOCKER = Runtime("docker", Engine("unix:///var/run/docker.sock", False, "27.3.1", 16 << 30, "", False, "linux"), 1000, False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class World:
+    """What kind and compose would report; the runner's answers read and change it."""
+
+    settings: Settings
+    clusters: set[str] = field(default_factory=set)
+    containers: dict[str, dict] = field(default_factory=dict)  # service -> ps JSON object
+    fail_create: bool = False
+    fail_compose_up: bool = False
+    interrupt_compose_up: bool = False
+    health_after_up: dict[str, str] = field(default_factory=dict)  # service -> health to report
+    logs: str = "scheduler | cannot connect to the database\nscheduler | giving up"
+
+    def ps_object(self, service: str) -> dict:
+        one_shot = service == "airflow-init"
+        health = "" if one_shot else self.health_after_up.get(service, "healthy")
+        port = {"airflow-apiserver": self.settings.ports.api, "rabbitmq": self.settings.ports.rabbitmq_ui}.get(service)
+        return {
+            "Name": f"demo-{service}-1", "Service": service, "Project": "demo",
+            "State": "exited" if one_shot else "running", "Health": health, "ExitCode": 0,
+            "Publishers": [{"URL": "127.0.0.1", "TargetPort": 1, "PublishedPort": port, "Protocol": "tcp"}] if port else None,
+        }
+
+    def runner(self) -> RecordingRunner:
+        name = self.settings.cluster_name
+        nodes = [n.name for n in declared_nodes(self.settings)]
+
+        def create(argv: list[str]) -> Completed:
+            if self.fail_create:
+                return fail("ERROR: failed to create cluster: node(s) already exist for a cluster with the name")  # type: ignore[return-value]
+            self.clusters.add(name)
+            return ok()
+
+        def delete(argv: list[str]) -> Completed:
+            self.clusters.discard(name)
+            return ok()
+
+        def compose_up(argv: list[str]) -> Completed:
+            if self.interrupt_compose_up:
+                self.interrupt_compose_up = False
+                raise KeyboardInterrupt
+            if self.fail_compose_up:
+                return fail("dependency failed to start: container demo-postgres-1 is unhealthy")  # type: ignore[return-value]
+            self.containers = {s: self.ps_object(s) for s in SERVICES}
+            return ok()
+
+        def compose_down(argv: list[str]) -> Completed:
+            self.containers = {}
+            return ok()
+
+        return RecordingRunner({
+            r"^docker compose version": ok("2.29.7\n"),
+            r"^kind get clusters": lambda argv: ok("\n".join(sorted(self.clusters))),
+            r"^kind create cluster": create,
+            r"^kind delete cluster": delete,
+            r"^kind get nodes": ok("\n".join(nodes)),
+            r"^kind get kubeconfig": ok("apiVersion: v1\nkind: Config\nclusters: []\n"),
+            r"^docker compose .* up -d$": compose_up,
+            r"^docker compose .* down": compose_down,
+            r"^docker compose .* ps --all --format json": lambda argv: ok("\n".join(json.dumps(c) for c in self.containers.values())),
+            r"^docker compose .* config --services": ok("\n".join(SERVICES) + "\n"),
+            r"^docker compose .* logs": lambda argv: ok(self.logs),
+        }, strict=True)
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    world: World
+    runner: RecordingRunner
+    kube: FakeKube
+    builds: list[str]
+    adapters: stack.Adapters
+    reporter: SilentReporter = field(default_factory=SilentReporter)
+
+    def up(self, **kwargs) -> stack.UpResult:
+        self.reporter = SilentReporter()
+        return stack.up(self.settings, self.reporter, adapters=self.adapters, **kwargs)
+
+    def fresh_adapters(self) -> None:
+        """A new process: nothing cached between two CLI invocations."""
+        self.adapters = _adapters(self.runner, self.kube, self.builds)
+
+    @property
+    def project(self) -> ComposeProject:
+        return ComposeProject("demo", stack.compose_files(self.settings, "full"), StateDir(self.settings.state_dir).compose_env_file)
+
+
+def _adapters(runner: RecordingRunner, kube: FakeKube, builds: list[str], fail_images: list[bool] | None = None) -> stack.Adapters:
+    def build(settings: Settings, reporter, *, kind) -> str:
+        if fail_images and fail_images.pop(0):
+            from sandbox.errors import ImageBuildError
+
+            raise ImageBuildError("image recommend failed to build")
+        builds.append(kind.binary)
+        return "images-result"
+
+    return stack.Adapters(
+        DOCKER, V2, runner=runner, kube_factory=lambda path: kube, tool=lambda name, s, r: name,
+        build_images=build, api_health=lambda url: {"metadatabase": {"status": "healthy"}},
+        doctor=partial(diagnose, find_tool=lambda name, settings: Path(f"/usr/local/bin/{name}")),
+    )
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    shutil.copy(REPO / "kind-config.yaml", tmp_path / "kind-config.yaml")
+    (tmp_path / "sample_dags").mkdir()
+    settings = Settings(
+        project_dir=tmp_path, name="demo",
+        ports=Ports(api=_free_port(), rabbitmq_ui=_free_port(), flower=_free_port(), azurite_blob=_free_port()),
+        timeouts=Timeouts(node_ready=1, stack_healthy=0.5),
+    )
+    world = World(settings)
+    runner = world.runner()
+    kube = FakeKube.from_specs(declared_nodes(settings))
+    builds: list[str] = []
+    return Rig(settings, world, runner, kube, builds, _adapters(runner, kube, builds))
+
+
+def _index(lines: list[str], pattern: str) -> int:
+    import re
+
+    return next(i for i, line in enumerate(lines) if re.search(pattern, line))
+
+
+def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
+    result = rig.up()
+    state = StateDir(rig.settings.state_dir)
+    lines = rig.runner.lines
+    order = [
+        _index(lines, r"compose version"),  # doctor
+        _index(lines, r"^kind create cluster"),
+        _index(lines, r"^kind get kubeconfig"),
+        _index(lines, r" up -d$"),
+    ]
+    assert order == sorted(order)
+    assert rig.runner.argvs[order[1]] == create_argv(
+        "demo", rig.settings.kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
+    )
+    assert rig.runner.argvs[order[3]] == up_argv(V2, rig.project)
+    assert rig.project.files == (rig.settings.compose_file, rig.settings.compose_file.parent / "kind.yaml")
+    assert all(c.env == {"DOCKER_HOST": "unix:///var/run/docker.sock"} for c in rig.runner.calls if c.argv[0] == "docker")
+    writes = rig.kube.writes()
+    virtual = next(n.name for n in declared_nodes(rig.settings) if n.is_virtual_node)
+    assert writes[0] == ("PATCH", f"Node {virtual}")
+    kinds = [w[1].split()[0] for w in writes if w[0] == "APPLY"]
+    assert kinds.index("Namespace") < kinds.index("ServiceAccount") < kinds.index("ValidatingAdmissionPolicy")
+    assert writes[-1] == ("APPLY", "Secret sandbox-tasks/sandbox-blob")
+    secret = rig.kube.objects["/api/v1/namespaces/sandbox-tasks/secrets/sandbox-blob"]
+    assert "BlobEndpoint=http://demo-azurite:10000/devstoreaccount1;" in secret["stringData"]["connection_string"]
+    assert rig.builds == ["kind"]  # images last, with the kind adapter of this runtime
+    assert result.mode == "full" and result.user == "admin" and result.password == state.secrets().admin_password
+    assert {s.service for s in result.services} == set(SERVICES)
+    assert stack.read_mode(state) == "full"
+    env = state.airflow_env_file.read_text()
+    assert "AIRFLOW_CONN_KUBERNETES_DEFAULT=" in env and "SANDBOX_CLUSTER=kind" in env
+    for path in (state.airflow_env_file, state.compose_env_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_up_only_verifies(rig: Rig) -> None:
+    rig.up()
+    before = len(rig.runner.calls)
+    requests_before = len(rig.kube.writes())
+    rig.fresh_adapters()
+    rig.up()
+    second = rig.runner.lines[before:]
+    assert not [line for line in second if "create cluster" in line or line.endswith(" up -d") or "delete" in line]
+    assert any(" ps --all" in line for line in second)  # it did verify the stack
+    assert rig.reporter.steps.count("verify the Airflow stack") == 1
+    assert "airflow stack (compose up)" not in rig.reporter.steps
+    # re-applying is server-side apply (idempotent); no node is re-labelled
+    assert ("PATCH", "Node demo-worker2") not in rig.kube.writes()[requests_before:]
+
+
+def test_a_changed_compose_input_is_applied_by_the_next_up(rig: Rig) -> None:
+    rig.up()
+    rig.settings.compose_file.parent.mkdir(parents=True, exist_ok=True)
+    rig.settings.compose_file.write_text("# edited by the user\n")
+    before = len(rig.runner.calls)
+    rig.up()
+    assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])
+
+
+def test_stack_only_skips_the_cluster_and_images(rig: Rig) -> None:
+    result = rig.up(stack_only=True)
+    state = StateDir(rig.settings.state_dir)
+    assert not [line for line in rig.runner.lines if line.startswith("kind")]
+    assert rig.kube.requests == [] and rig.builds == []
+    project = ComposeProject("demo", (rig.settings.compose_file,), state.compose_env_file)
+    assert up_argv(V2, project) in rig.runner.argvs
+    assert result.mode == "stack-only" and stack.read_mode(state) == "stack-only"
+    env = state.airflow_env_file.read_text()
+    assert "AIRFLOW_CONN_KUBERNETES_DEFAULT" not in env and "SANDBOX_CLUSTER=none" in env
+
+
+def test_stack_only_down_never_needs_kind(rig: Rig) -> None:
+    rig.up(stack_only=True)
+    stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
+    assert not [line for line in rig.runner.lines if line.startswith("kind")]
+
+
+@pytest.mark.parametrize("step", ["doctor", "cluster", "nodes", "compose", "health", "images"])
+def test_up_resumes_after_a_failure_at_each_step(rig: Rig, step: str) -> None:
+    fail_images = [True] if step == "images" else None
+    rig.adapters = _adapters(rig.runner, rig.kube, rig.builds, fail_images)
+    blocker = None
+    if step == "doctor":
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", rig.settings.ports.api))
+        blocker.listen()
+    rig.world.fail_create = step == "cluster"
+    rig.kube.unreachable = step == "nodes"
+    rig.world.fail_compose_up = step == "compose"
+    if step == "health":
+        rig.world.health_after_up = {"airflow-scheduler": "unhealthy"}
+    expected = {
+        "doctor": PrerequisiteError, "cluster": ClusterError, "nodes": Exception,
+        "compose": StackError, "health": StackError, "images": Exception,
+    }[step]
+    with pytest.raises(expected):
+        rig.up()
+    created_before = sum("create cluster" in line for line in rig.runner.lines)
+    # fix the cause, run again
+    if blocker is not None:
+        blocker.close()
+    rig.world.fail_create = rig.world.fail_compose_up = rig.kube.unreachable = False
+    rig.world.health_after_up = {}
+    rig.fresh_adapters()
+    result = rig.up()
+    assert result.mode == "full" and rig.builds == ["kind"]
+    created = sum("create cluster" in line for line in rig.runner.lines)
+    if step == "doctor":
+        assert created == 1  # created on the second run only
+    elif step == "cluster":
+        assert created == 2  # the failed attempt, then the one that worked
+    else:
+        assert created == created_before == 1  # the cluster made before the failure is kept
+
+
+def test_ctrl_c_during_compose_up_releases_the_lock_and_resumes(rig: Rig) -> None:
+    rig.world.interrupt_compose_up = True
+    with pytest.raises(KeyboardInterrupt):
+        rig.up()
+    rig.fresh_adapters()
+    assert rig.up().mode == "full"
+    assert sum("create cluster" in line for line in rig.runner.lines) == 1
+
+
+def test_a_failing_healthcheck_is_reported_with_that_services_last_log_lines(rig: Rig) -> None:
+    rig.world.health_after_up = {"airflow-scheduler": "unhealthy"}
+    with pytest.raises(StackError) as exc:
+        rig.up(stack_only=True)
+    assert exc.value.message.startswith("service airflow-scheduler is unhealthy; its last log lines:\n")
+    assert "cannot connect to the database" in exc.value.message
+    assert "sandbox logs airflow-scheduler" in (exc.value.hint or "")
+    project = ComposeProject("demo", (rig.settings.compose_file,), StateDir(rig.settings.state_dir).compose_env_file)
+    assert logs_argv(V2, project, ["airflow-scheduler"], tail=20) in rig.runner.argvs
+
+
+def test_a_service_stuck_starting_times_out_naming_it(rig: Rig) -> None:
+    rig.world.health_after_up = {"airflow-worker": "starting"}
+    with pytest.raises(StackError, match=r"^service airflow-worker is starting; its last log lines"):
+        rig.up(stack_only=True)
+
+
+def test_a_failed_compose_up_names_the_unhealthy_dependency(rig: Rig) -> None:
+    rig.world.fail_compose_up = True
+    rig.world.containers = {"postgres": {**rig.world.ps_object("postgres"), "Health": "unhealthy"}}
+    with pytest.raises(StackError, match=r"^service postgres is unhealthy; its last log lines"):
+        rig.up(stack_only=True)
+
+
+def test_up_refuses_while_another_command_holds_the_lock(rig: Rig) -> None:
+    with StateDir(rig.settings.state_dir).lock("down"):
+        with pytest.raises(LockHeld, match="sandbox down"):
+            rig.up()
+    assert rig.runner.calls == []
+
+
+def test_down_keeps_data_and_purge_removes_everything(rig: Rig) -> None:
+    rig.up()
+    state = StateDir(rig.settings.state_dir)
+    secrets = state.secrets()
+    before = len(rig.runner.calls)
+    result = stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
+    lines = rig.runner.argvs[before:]
+    assert lines[0] == down_argv(V2, rig.project)  # no --volumes: the database stays
+    assert delete_argv("demo", kubeconfig=state.admin_kubeconfig) in lines
+    assert result.removed == ("containers", "cluster demo") and not result.purged
+    assert state.secrets() == secrets and state.airflow_env_file.exists()  # state kept
+    assert stack.read_mode(state) is None
+    # up again: same secrets (the kept volume's password), cluster recreated
+    rig.fresh_adapters()
+    rig.up()
+    assert state.secrets() == secrets
+    before = len(rig.runner.calls)
+    result = stack.down(rig.settings, SilentReporter(), purge=True, adapters=rig.adapters)
+    lines = rig.runner.argvs[before:]
+    assert lines[0] == down_argv(V2, rig.project, volumes=True)
+    assert any(argv[:3] == ["kind", "delete", "cluster"] for argv in lines)
+    assert not state.path.exists() and result.purged
+
+
+def test_status_shape_and_health(rig: Rig) -> None:
+    rig.up()
+    rig.fresh_adapters()
+    healthy = stack.status(rig.settings, adapters=rig.adapters)
+    data = healthy.to_dict()
+    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
+    assert data["healthy"] is True and data["mode"] == "full" and data["runtime"] == "docker"
+    assert data["cluster"]["ok"] is True
+    assert {n["name"] for n in data["cluster"]["nodes"]} == {n.name for n in declared_nodes(rig.settings)}
+    virtual = next(n for n in data["cluster"]["nodes"] if n["is_virtual_node"])
+    assert virtual["labels"]["type"] == "virtual-kubelet" and "virtual-kubelet.io/provider=azure:NoSchedule" in virtual["taints"]
+    assert {s["service"] for s in data["services"]} == set(SERVICES)
+    assert set(data["services"][0]) == {"service", "container", "state", "health", "exit_code", "published_ports"}
+    assert data["api"] == {"url": rig.settings.api_url, "health": {"metadatabase": {"status": "healthy"}}, "error": None}
+    assert data["login"]["user"] == "admin" and data["login"]["password"]
+    json.dumps(data)  # serialisable as is
+
+    rig.world.containers["airflow-worker"]["Health"] = "unhealthy"
+    del rig.world.containers["airflow-triggerer"]
+    rig.adapters.api_health = lambda url: {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}
+    sick = stack.status(rig.settings, adapters=rig.adapters)
+    assert not sick.healthy
+    assert set(sick.problems) == {
+        "service airflow-triggerer is not running", "service airflow-worker is unhealthy", "Airflow reports scheduler unhealthy",
+    }
+
+
+def test_status_when_nothing_is_up(rig: Rig) -> None:
+    result = stack.status(rig.settings, adapters=rig.adapters)
+    assert not result.healthy and result.mode is None and result.services == ()
+    assert rig.runner.calls == []

@@ -1,0 +1,90 @@
+"""The stack commands as a user runs them: real processes, real engine detection, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, require
+from sandbox.adapters.runtime import ROOTFUL_PODMAN_SOCKET
+
+
+def sandbox(project: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    return subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "sandbox", "-C", str(project), *args],
+        capture_output=True, text=True, input=input, env={**clean, **(env or {})}, timeout=120,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "sandbox.toml").write_text('name = "clitest"\nruntime = "podman"\n')
+    return tmp_path
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _one_error(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("error:") == 1, result.stderr
+    return result.stderr[result.stderr.index("error:"):].splitlines()[0]
+
+
+def test_status_json_when_nothing_is_up(project: Path) -> None:
+    result = sandbox(project, "status", "--json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["healthy"] is False and data["mode"] is None
+    assert "the sandbox is not up (run `sandbox up`)" in data["problems"]
+    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
+
+
+def test_up_stops_at_doctor_on_a_taken_port(project: Path, taken_port: int) -> None:
+    require(Path(ROOTFUL_PODMAN_SOCKET).is_socket(), "podman's API socket is not running")
+    result = sandbox(project, "up", "--stack-only", env={"SANDBOX_PORT_API": str(taken_port)})
+    assert result.returncode == 1
+    assert f"port {taken_port} on 127.0.0.1 (api) is already in use" in _one_error(result)
+    assert "SANDBOX_PORT_API" in result.stderr
+    assert not (project / ".sandbox" / "compose.env").exists()  # nothing started
+
+
+def test_doctor_json(project: Path) -> None:
+    require(Path(ROOTFUL_PODMAN_SOCKET).is_socket(), "podman's API socket is not running")
+    result = sandbox(project, "doctor", "--stack-only", "--json")
+    data = json.loads(result.stdout)
+    assert data["runtime"] == "podman"
+    assert {c["name"] for c in data["checks"]} >= {"runtime", "memory", "compose", "disk"}
+    assert result.returncode == (0 if data["ok"] else 1)
+
+
+def test_purge_asks_first_and_no_keeps_everything(project: Path) -> None:
+    state = project / ".sandbox"
+    state.mkdir()
+    (state / "secrets.json").write_text("{}")
+    result = sandbox(project, "down", "--purge", input="n\n")
+    assert result.returncode == 2 and "nothing removed" in _one_error(result)
+    assert (state / "secrets.json").exists()
+
+
+def test_kubeconfig_without_a_cluster_is_one_line_with_a_hint(project: Path) -> None:
+    result = sandbox(project, "kubeconfig")
+    assert result.returncode == 1 and "no admin kubeconfig" in _one_error(result)
+    assert "hint: run `sandbox up`" in result.stderr
+
+
+def test_logs_when_not_up(project: Path) -> None:
+    result = sandbox(project, "logs", "airflow-worker", "--tail", "5")
+    assert result.returncode == 1 and "not up" in _one_error(result)
