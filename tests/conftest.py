@@ -2,33 +2,18 @@
 
 A tier whose requirement is missing skips with the reason; with SANDBOX_STRICT=1 (set by
 .ci/run on a machine that has everything) a skip for a missing requirement is a failure.
+Shared helpers live in tests/support.py.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-STRICT = os.environ.get("SANDBOX_STRICT") == "1"
+from support import REPO, STRICT, require, require_tool
 
-
-def require(condition: bool, reason: str) -> None:
-    """Skip (or, in strict mode, fail) the calling test/fixture when `condition` is false."""
-    if condition:
-        return
-    if STRICT:
-        pytest.fail(f"requirement missing in strict mode: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, f"`{name}` is not installed")
-    return path  # type: ignore[return-value]
+__all__ = ["REPO", "STRICT", "require", "require_tool"]
 
 
 @pytest.fixture(scope="session")

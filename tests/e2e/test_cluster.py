@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, require
+from support import REPO, require
 
 from sandbox.adapters.kube import parse_node
 from sandbox.config import load_settings

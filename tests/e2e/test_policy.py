@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO, require
+from support import REPO, require
 
 from sandbox.config import load_settings
 from sandbox.core.kind_config import declared_nodes

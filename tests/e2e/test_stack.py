@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO, require
+from support import REPO, require
 
 from sandbox.airflow_config import CONTAINER_KUBECONFIG
 from sandbox.config import load_settings

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO, require, require_tool
+from support import REPO, require, require_tool
 from test_steps_azurite import azurite, snapshot
 
 from sandbox.adapters.docker_images import DockerImages
@@ -50,17 +50,18 @@ def engine() -> Iterator[DockerImages]:
 
 
 @pytest.fixture(scope="module")
-def built(
-    engine: DockerImages, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[images.BuildResult]:
-    """sample_dags/images/steps built by the product; the record goes to a temporary DAG folder."""
+def built(engine: DockerImages, tmp_path_factory: pytest.TempPathFactory) -> images.BuildResult:
+    """sample_dags/images/steps built by the product; the record goes to a temporary DAG folder.
+
+    The tag is the hash of the sources and the base: any change to them builds for real. The
+    image is kept afterwards, as the product keeps it (an unchanged tag is never rebuilt).
+    """
     project = tmp_path_factory.mktemp("project")
     settings = Settings(project_dir=project, images_folders=(DAGS / "images",))
     reporter = SilentReporter()
     [result] = images.build(settings, reporter, engine, ["steps"], build_args={"BASE_IMAGE": BASE})
     print(f"steps image: built={result.built} in {result.seconds:.1f}s, {result.size / 1e6:.0f} MB")
-    yield result
-    engine.remove(images.CANONICAL_PREFIX + result.ref)
+    return result
 
 
 @pytest.fixture(scope="module")

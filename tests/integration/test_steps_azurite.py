@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import REPO, require, require_tool
+from support import REPO, require, require_tool
 
 from sandbox.core import blob
 from sandbox.waiting import wait_until

@@ -98,7 +98,7 @@ def test_find_compose_prefers_v2_and_uses_v1_only_with_podman() -> None:
 
 def test_find_compose_on_this_machine_against_podman() -> None:
     """Real: Debian's docker-compose 1.29 is what runs against podman here."""
-    from conftest import require_tool
+    from support import require_tool
 
     require_tool("docker-compose")
     command = find_compose(PODMAN)

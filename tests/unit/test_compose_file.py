@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import require_tool
+from support import require_tool
 from sandbox.adapters.runtime import Engine, Runtime
 from sandbox.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Ports, Settings, airflow_image

@@ -103,7 +103,7 @@ def test_podman_oci_check_for_real_here() -> None:
     """Real podman: the base image the container tier builds starts (ok), whatever is present."""
     import shutil
 
-    from conftest import require
+    from support import require
 
     require(shutil.which("podman") is not None, "podman is not installed")
     check = doctor.check_podman_oci(["localhost/debian:bookworm", "localhost/sandbox-python:3.11"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
+from support import require
 from fakes import RecordingRunner
 from sandbox.adapters.runtime import (
     ROOTFUL_PODMAN_SOCKET,

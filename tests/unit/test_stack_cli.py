@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, require
+from support import REPO, require
 from sandbox.adapters.runtime import ROOTFUL_PODMAN_SOCKET
 
 

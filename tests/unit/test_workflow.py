@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, require, require_tool
+from support import REPO, require, require_tool
 
 WORKFLOW = REPO / ".github" / "workflows" / "e2e.yml"
 NODE_MODULES = REPO / "tests" / "node" / "node_modules"

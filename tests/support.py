@@ -1,0 +1,31 @@
+"""Helpers every tier imports as `from support import ...` (tests/ is on pytest's pythonpath).
+
+Kept out of conftest.py on purpose: every conftest is a module named `conftest`, so importing
+from one depends on which folder pytest collected last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STRICT = os.environ.get("SANDBOX_STRICT") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (or, in strict mode, fail) the calling test/fixture when `condition` is false."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"requirement missing in strict mode: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"`{name}` is not installed")
+    return path  # type: ignore[return-value]
