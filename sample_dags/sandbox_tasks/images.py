@@ -7,7 +7,9 @@ Resolution, first match wins:
 1. production by environment: TASK_IMAGE_REGISTRY (e.g. `myacr.azurecr.io/ml`) and
    TASK_IMAGE_TAG (e.g. `2024.06.1`) give `<registry>/<name>:<tag>`;
 2. the sandbox: `.sandbox-images.json` next to this package (written by `sandbox build` into the
-   DAG folder, gitignored) gives the tag built from the image's current sources;
+   DAG folder, gitignored) gives the tag built from the image's current sources; `sandbox lint`
+   points SANDBOX_TASK_IMAGE_RECORD at a record of the tags a build would produce, so a DAG
+   folder lints before anything is built;
 3. production by Airflow Variables `task_image_registry` and `task_image_tag`.
 """
 
@@ -21,6 +23,7 @@ REGISTRY_ENV = "TASK_IMAGE_REGISTRY"
 TAG_ENV = "TASK_IMAGE_TAG"
 REGISTRY_VARIABLE = "task_image_registry"
 TAG_VARIABLE = "task_image_tag"
+RECORD_ENV = "SANDBOX_TASK_IMAGE_RECORD"
 RECORD_FILE = Path(__file__).resolve().parent.parent / ".sandbox-images.json"
 
 
@@ -37,13 +40,19 @@ def _production(registry: str | None, tag: str | None, source: str) -> tuple[str
     return registry.rstrip("/"), tag
 
 
+def _record_file() -> Path:
+    override = os.environ.get(RECORD_ENV)
+    return Path(override) if override else RECORD_FILE
+
+
 def _sandbox_record() -> dict[str, dict[str, str]] | None:
+    record_file = _record_file()
     try:
-        return dict(json.loads(RECORD_FILE.read_text()).get("images") or {})
+        return dict(json.loads(record_file.read_text()).get("images") or {})
     except FileNotFoundError:
         return None
     except (ValueError, AttributeError) as exc:
-        raise TaskImageNotFound(f"{RECORD_FILE} is unreadable ({exc}): run `sandbox build`") from exc
+        raise TaskImageNotFound(f"{record_file} is unreadable ({exc}): run `sandbox build`") from exc
 
 
 def _variables() -> tuple[str, str] | None:
@@ -60,7 +69,7 @@ def _variables() -> tuple[str, str] | None:
 
 def in_sandbox() -> bool:
     """True when images come from the sandbox's local build (no production settings in env)."""
-    return not os.environ.get(REGISTRY_ENV) and RECORD_FILE.is_file()
+    return not os.environ.get(REGISTRY_ENV) and _record_file().is_file()
 
 
 def task_image(name: str) -> str:

@@ -38,6 +38,9 @@ from sandbox.state import StateDir
 LABEL_NAME = "sandbox.task-image"
 LABEL_HASH = "sandbox.context-hash"
 RECORD_FILE = ".sandbox-images.json"  # in the DAG folder: read by sandbox_tasks.task_image()
+# The DAG-side helper (sample_dags/sandbox_tasks/images.py) reads the record from this variable
+# when set; `sandbox lint` uses it to resolve tags before anything is built.
+RECORD_ENV = "SANDBOX_TASK_IMAGE_RECORD"
 RECORD_VERSION = 1
 TAG_LENGTH = 12
 # Kubelet and containerd expand `name:tag` to this; podman would otherwise say `localhost/`.

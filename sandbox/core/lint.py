@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import os
 import sys
-from collections.abc import Collection, Iterator, Sequence
+import tempfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 from sandbox.config import PROFILES, Settings
 from sandbox.core.kind_config import NodeSpec, declared_nodes
 from sandbox.core.placement import predict
+from sandbox.core.images import RECORD_ENV
 from sandbox.core.policy import check_pod
 from sandbox.errors import UsageError
 
@@ -150,14 +154,19 @@ def lint_dags(
             hint="pass the folder holding your DAG files, e.g. `sandbox lint sample_dags`",
         )
     nodes = declared_nodes(settings)
+    planned = planned_images(settings)
     with _quiet():
-        return _lint_folder(folder, profile, nodes, dag_ids)
+        return _lint_folder(folder, profile, nodes, dag_ids, planned)
 
 
 def _lint_folder(
-    folder: Path, profile: str, nodes: Sequence[NodeSpec], dag_ids: Collection[str] | None
+    folder: Path,
+    profile: str,
+    nodes: Sequence[NodeSpec],
+    dag_ids: Collection[str] | None,
+    planned_images: Mapping[str, str],
 ) -> LintReport:
-    bag = _load(folder)
+    bag = _load(folder, planned_images)
     wanted = set(dag_ids) if dag_ids is not None else None
     missing = tuple(sorted(wanted - set(bag.dags))) if wanted is not None else ()
     problems = tuple(
@@ -242,11 +251,36 @@ def _on_sys_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def _load(folder: Path) -> Any:
+def _load(folder: Path, planned_images: Mapping[str, str]) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    with _on_sys_path(folder):
+    with _on_sys_path(folder), _planned_image_record(planned_images):
         return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
+
+
+@contextmanager
+def _planned_image_record(planned: Mapping[str, str]) -> Iterator[None]:
+    """Let `task_image()` resolve every task image to the tag `sandbox build` would give it
+    now, so a DAG folder lints the same before and after a build."""
+    with tempfile.TemporaryDirectory(prefix="sandbox-lint-") as tmp:
+        record = Path(tmp) / "images.json"
+        record.write_text(json.dumps({"images": {n: {"image": r} for n, r in planned.items()}}))
+        previous = os.environ.get(RECORD_ENV)
+        os.environ[RECORD_ENV] = str(record)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(RECORD_ENV, None)
+            else:
+                os.environ[RECORD_ENV] = previous
+
+
+def planned_images(settings: Settings) -> dict[str, str]:
+    """name -> `name:<context hash>` for every task image, computed without building."""
+    from sandbox.core import images
+
+    return {i.name: images.plan(i).ref for i in images.discover(settings)}
 
 
 def _relative(path: str | None, folder: Path) -> str:

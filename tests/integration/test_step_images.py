@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azurite import running_azurite, snapshot
 from support import REPO, require, require_tool
-from test_steps_azurite import azurite, snapshot
 
 from sandbox.adapters.docker_images import DockerImages
 from sandbox.config import Settings
@@ -151,7 +151,7 @@ def test_every_step_runs_in_its_image_with_the_pods_command_line(
     monkeypatch.syspath_prepend(str(DAGS))
     monkeypatch.syspath_prepend(str(STEPS_SOURCE))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    with azurite() as connection:
+    with running_azurite() as connection:
         monkeypatch.setenv(blob.BLOB_ENV, connection)
         compare = importlib.import_module("train_compare_deploy").compare.function
 
@@ -166,9 +166,9 @@ def test_every_step_runs_in_its_image_with_the_pods_command_line(
         deployed = run_in_image(engine, tcd[chosen], connection)
         assert deployed["model"] == "b"
         in_image = snapshot(connection, f"{blob.BLOB_CONTAINER}/")
-        assert (
-            len(in_image) == 4 + 8
-        )  # recommend: raw + 3 outputs; tcd: raw, 2, 2 x 2 models, deployment
+        # recommend: raw input + 3 outputs; train_compare_deploy: raw input, dataset, features,
+        # model + metrics for a and b, deployment.
+        assert len(in_image) == 4 + 8
 
         # The same command lines as plain Python on an empty account: identical bytes.
         from azure.storage.blob import BlobServiceClient
