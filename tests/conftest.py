@@ -7,11 +7,22 @@ Shared helpers live in tests/support.py.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from support import REPO, STRICT, require, require_tool
+
+# In-process Airflow (DagBag, KPO rendering) must not read or write the user's ~/airflow.
+if "AIRFLOW_HOME" not in os.environ:
+    _airflow_home = tempfile.mkdtemp(prefix="sandbox-tests-airflow-")
+    atexit.register(shutil.rmtree, _airflow_home, ignore_errors=True)
+    os.environ["AIRFLOW_HOME"] = _airflow_home
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 __all__ = ["REPO", "STRICT", "require", "require_tool"]
 

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -230,13 +231,16 @@ def driving_healthchecks(
     runtime: Runtime,
     list_containers: Callable[[], Sequence[str]],
     *,
-    interval: float = 3.0,
+    interval: float = 1.0,
+    spacing: float = 5.0,
     runner: Runner = run,
 ) -> Iterator[None]:
     """While the block runs, keep running the healthcheck of each of `list_containers()`.
 
-    Only when the runtime needs it (podman without systemd); a no-op otherwise. The pacing
-    goes through wait_until with an Event as its sleep, so leaving the block stops it at once.
+    Only when the runtime needs it (podman without systemd); a no-op otherwise. A container's
+    check starts at most every `spacing` s (the compose file's shortest interval), so `retries`
+    keeps roughly its meaning. The pacing goes through wait_until with an Event as its sleep,
+    so leaving the block stops it at once.
     """
     if not runtime.drives_healthchecks:
         yield
@@ -249,10 +253,11 @@ def driving_healthchecks(
     stop = Event()
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-healthcheck")
     running: dict[str, Future[Completed]] = {}
+    started: dict[str, float] = {}
 
     def tick() -> bool:
         # A slow check (`airflow jobs check` takes seconds) must not hold back the others: each
-        # container gets a new run as soon as its previous one has finished.
+        # container gets a new run once its previous one has finished and `spacing` has passed.
         if stop.is_set():
             return True
         for name in [n for n, f in running.items() if f.done()]:
@@ -261,8 +266,10 @@ def driving_healthchecks(
             containers = list_containers()
         except Exception:  # noqa: BLE001 - listing failed this tick; try again on the next
             containers = []
+        now = time.monotonic()
         for name in containers:
-            if name not in running:
+            if name not in running and now - started.get(name, -spacing) >= spacing:
+                started[name] = now
                 running[name] = pool.submit(runner, healthcheck_argv(name), check=False, timeout=120)
         return stop.is_set()
 

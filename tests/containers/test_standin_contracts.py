@@ -270,7 +270,10 @@ def test_airflow_www_user_create_needs_a_password_and_never_blocks_the_command(
 def test_airflow_scheduler_and_celery_worker_answer_their_healthcheck_commands(
     docker_client: Any, standin_images: dict[str, str], airflow_db: Any
 ) -> None:
-    """`airflow jobs check` and `celery ... inspect ping`, as compose healthchecks run them."""
+    """`airflow jobs check`, `curl` and `celery ... inspect ping`, as compose healthchecks run them.
+
+    The worker's ping names the node from `hostname`: podman's exec sessions lack $HOSTNAME.
+    """
     net, url = airflow_db
     broker = unique("mq")
     mq_env = {"RABBITMQ_DEFAULT_USER": "airflow", "RABBITMQ_DEFAULT_PASS": "airflow"}
@@ -281,6 +284,7 @@ def test_airflow_scheduler_and_celery_worker_answer_their_healthcheck_commands(
         "AIRFLOW__CELERY__BROKER_URL": f"amqp://airflow:airflow@{broker}:5672//",
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + url.replace("+psycopg2", ""),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "CONNECTION_CHECK_SLEEP_TIME": "1",
         "_AIRFLOW_DB_MIGRATE": "true",
     }
@@ -300,13 +304,19 @@ def test_airflow_scheduler_and_celery_worker_answer_their_healthcheck_commands(
                 return code == 0
 
             wait_until(
-                lambda: healthy(scheduler, 'airflow jobs check --job-type SchedulerJob --hostname "$HOSTNAME"'),
+                lambda: healthy(scheduler, 'airflow jobs check --job-type SchedulerJob --hostname "$(hostname)"'),
                 what="scheduler job heartbeat",
                 timeout=180,
                 interval=2,
             )
             wait_until(
-                lambda: healthy(worker, f'celery --app {CELERY_APP} inspect ping -d "celery@$HOSTNAME"'),
+                lambda: healthy(scheduler, "curl --fail --silent http://localhost:8974/health"),
+                what="scheduler health server answering curl",
+                timeout=60,
+                interval=1,
+            )
+            wait_until(
+                lambda: healthy(worker, f'celery --app {CELERY_APP} inspect ping -d "celery@$(hostname)"'),
                 what="celery worker answering ping",
                 timeout=180,
                 interval=2,
@@ -353,3 +363,6 @@ def test_azurite_serves_blobs_and_keeps_them_in_data(
         assert container.download_blob("hello.txt").readall() == b"hello from the stand-in"
         listing = exec_ok(az, ["ls", "/data"])
         assert re.search(r"__blobstorage__|__azurite_db_blob", listing), listing
+        # Healthchecks may use the image's Node.js (the official image is node:alpine based).
+        probe = "require('net').connect(10000,'127.0.0.1').on('connect',()=>process.exit(0))"
+        exec_ok(az, ["node", "-e", probe])

@@ -151,7 +151,7 @@ PODMAN = Runtime("podman", Engine("unix:///run/podman/podman.sock", True, "4.3.1
 
 def test_healthcheck_driver_runs_podman_healthcheck_for_each_container() -> None:
     runner = RecordingRunner()
-    with driving_healthchecks(PODMAN, lambda: ["demo_a_1", "demo_b_1"], interval=0.05, runner=runner):
+    with driving_healthchecks(PODMAN, lambda: ["demo_a_1", "demo_b_1"], interval=0.02, spacing=0.05, runner=runner):
         wait_until(lambda: len(runner.calls) >= 4, what="two rounds of healthchecks", timeout=10, interval=0.02)
     assert {tuple(c.argv) for c in runner.calls} == {
         ("podman", "healthcheck", "run", "demo_a_1"), ("podman", "healthcheck", "run", "demo_b_1"),
