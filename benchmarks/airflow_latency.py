@@ -155,18 +155,19 @@ def measure(label: str, found, args, *, drop: tuple[str, ...] = (), extra: dict[
     return figures
 
 
-def report(tuned: Figures, default: Figures) -> bool:
+def report(tuned: Figures, default: Figures | None) -> bool:
     def show(f: Figures) -> str:
         disc = f"{f.discovery_s:.2f} s" if f.discovery_s is not None else "not within the cap"
         runs = ", ".join(f"{r:.2f}" for r in f.runs_s)
         return (f"{f.label:>9}: discovery {disc}; run median {f.run_s:.2f} s ({runs}); "
                 f"idle CPU {f.idle_cpu_pct:.1f} % of a core; PSS {f.pss_mb:.0f} MB")
 
-    print(show(tuned))
-    print(show(default))
-    for f in (tuned, default):
-        print(f"{f.label:>9} per process (CPU %, PSS MB): " + ", ".join(
+    for f in (tuned, default) if default else (tuned,):
+        print(show(f))
+        print(f"{'':>9}  per process (CPU %, PSS MB): " + ", ".join(
             f"{name} {cpu:.1f}/{mem:.0f}" for name, (cpu, mem) in f.per_process.items()))
+    if default is None:
+        return True
     goals = [
         ("discovery <= 2 s", tuned.discovery_s is not None and tuned.discovery_s <= 2,
          f"{tuned.discovery_s:.2f} s" if tuned.discovery_s is not None else "n/a"),
@@ -194,10 +195,7 @@ def main() -> int:
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     with services() as found:
         tuned = measure("sandbox", found, args, extra=extra)
-        if args.tuned_only:
-            default = tuned
-        else:
-            default = measure("defaults", found, args, drop=TUNING_KEYS)
+        default = None if args.tuned_only else measure("defaults", found, args, drop=TUNING_KEYS)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0 if report(tuned, default) else 1
 

@@ -45,6 +45,7 @@ class Dag:
     has_import_errors: bool
     relative_fileloc: str | None
     schedule: str | None
+    last_parsed: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Dag:
@@ -54,6 +55,7 @@ class Dag:
             has_import_errors=bool(data.get("has_import_errors")),
             relative_fileloc=data.get("relative_fileloc"),
             schedule=data.get("timetable_summary"),
+            last_parsed=parse_time(data.get("last_parsed_time")),
         )
 
 

@@ -38,7 +38,9 @@ def up(
     out.print(f"  Airflow UI   {result.url}")
     out.print(f"  login        {result.user} / {result.password}")
     if result.mode == "full":
-        out.print(f"  kubeconfig   {settings.state_dir / 'kubeconfig-admin'}  (cluster admin; `sandbox kubeconfig`)")
+        from sandbox.state import StateDir
+
+        out.print(f"  kubeconfig   {StateDir(settings.state_dir).admin_kubeconfig}  (cluster admin; `sandbox kubeconfig`)")
     else:
         out.print("  no cluster: tasks that launch pods fail at once (run `sandbox up` for the cluster)")
 

@@ -67,11 +67,12 @@ class LogStreamer:
     dag_id: str
     run_id: str
     sink: LogSink
+    wanted: Callable[[TaskInstance], bool] = lambda ti: ti.runs_in_a_pod
     cursors: dict[str, _LogCursor] = field(default_factory=dict)
 
     def poll(self, tasks: tuple[TaskInstance, ...]) -> None:
         for ti in tasks:
-            if not ti.runs_in_a_pod or ti.state in (None, "scheduled", "queued") or ti.try_number < 1:
+            if not self.wanted(ti) or ti.state in (None, "scheduled", "queued") or ti.try_number < 1:
                 continue
             cursor = self.cursors.get(ti.key)
             if cursor is None or cursor.try_number != ti.try_number:

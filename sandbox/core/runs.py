@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -78,11 +78,25 @@ def _import_failed(dag_id: str, error: ImportErrorRecord) -> DagImportFailed:
     )
 
 
+def _edited_since_parsed(settings: Settings, dag: Dag) -> str | None:
+    """The DAG's file when it changed on disk after Airflow last parsed it (else None)."""
+    if dag.relative_fileloc is None or dag.last_parsed is None:
+        return None
+    path = settings.dags_folder / dag.relative_fileloc
+    try:
+        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    except OSError:
+        return None
+    return dag.relative_fileloc if modified > dag.last_parsed else None
+
+
 def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
-    """The DAG once Airflow has parsed it; its import error or the known ids otherwise.
+    """The DAG once Airflow has parsed its current file; its import error or the known ids
+    otherwise.
 
     An id no local file mentions fails at once (a typo should not wait for a timeout); an id
-    some file mentions is waited for, because the DAG processor may not have read it yet.
+    some file mentions is waited for, because the DAG processor may not have read it yet. A file
+    saved after its last parse is waited for too, so the run uses the code on disk.
     """
     files = _mentions(settings, dag_id)
 
@@ -93,7 +107,10 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
         if error is not None:
             raise _import_failed(dag_id, error)
         if dag is not None:
-            return dag
+            edited = _edited_since_parsed(settings, dag)
+            if edited is None:
+                return dag
+            raise NotReady(f"{edited} changed since Airflow last parsed it")
         if not files:
             known = sorted(d.dag_id for d in api.list_dags())
             broken = ", ".join(e.filename for e in errors)

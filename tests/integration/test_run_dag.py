@@ -125,3 +125,18 @@ def test_worker_killed_mid_run_then_restarted_completes(sandbox, airflow_stack, 
     tasks = {t["task"]: t for t in result["tasks"]}
     assert tasks["hold"]["state"] == "success" and tasks["hold"]["tries"] >= 2
     assert tasks["after"]["state"] == "success"
+
+
+def test_an_edited_dag_runs_its_new_code(sandbox, airflow_stack) -> None:
+    path = airflow_stack.dags_folder / "sbx_edit.py"
+    template = (
+        "from datetime import datetime\nfrom airflow.sdk import DAG, task\n"
+        "with DAG('sbx_edit', schedule=None, start_date=datetime(2021, 1, 1)):\n"
+        "    @task\n    def {name}() -> None:\n        pass\n\n    {name}()\n"
+    )
+    path.write_text(template.format(name="before"))
+    first = sandbox.json("run-dag", "sbx_edit", "--date", "2021-12-01", "--no-lint")
+    path.write_text(template.format(name="after"))
+    second = sandbox.json("run-dag", "sbx_edit", "--date", "2021-12-02", "--no-lint")
+    assert [t["task"] for t in first["tasks"]] == ["before"]
+    assert [t["task"] for t in second["tasks"]] == ["after"]  # not the version parsed before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from airflow_stack import free_port
@@ -31,3 +33,36 @@ def test_a_stack_that_is_not_up_is_a_stack_error() -> None:
     with AirflowApi(f"http://127.0.0.1:{free_port()}", "admin", "x") as api, pytest.raises(StackError) as down:
         api.list_dags()
     assert "cannot reach the Airflow API" in down.value.message and "sandbox up" in (down.value.hint or "")
+
+
+def test_log_streamer_follows_a_growing_log_without_repeats(airflow_stack, api, tmp_path) -> None:
+    """The continuation-token walk run-dag uses for pod tasks, on a task held mid-run."""
+    import json as _json
+    import threading
+    from datetime import UTC, datetime
+
+    from sandbox.core.follow import LogStreamer
+    from sandbox.waiting import NotReady, wait_until
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    api.set_paused("sbx_gate", False)
+    run = api.trigger("sbx_gate", datetime(2021, 12, 9, tzinfo=UTC), {"gate": str(gate)})
+    lines: list[str] = []
+    streamer = LogStreamer(api, "sbx_gate", run.run_id, lambda task, line: lines.append(f"{task}|{line}"),
+                           wanted=lambda ti: ti.task_id == "hold")
+
+    def saw(text: str, *, done: bool = False):
+        def check() -> bool:
+            tasks = tuple(api.task_instances("sbx_gate", run.run_id))
+            streamer.poll(tasks)
+            if not any(text in line for line in lines) or (done and not streamer.cursors["hold"].complete):
+                raise NotReady(_json.dumps(lines[-3:]))
+            return True
+        return check
+
+    wait_until(saw("Worker startup parse complete"), what="hold's first lines", timeout=120, interval=0.3)
+    assert not any("Returned value" in line for line in lines)  # still blocked: read mid-run
+    threading.Thread(target=gate.write_text, args=("go",), daemon=True).start()
+    wait_until(saw("Done. Returned value was: None", done=True), what="hold's last lines", timeout=120, interval=0.3)
+    assert len(lines) == len(set(lines)), "a line was streamed twice"

@@ -118,3 +118,15 @@ def test_compose_runs_through_the_runner_with_the_engine_address() -> None:
     assert runner.calls[0].env == {"DOCKER_HOST": "unix:///run/podman/podman.sock"}
     # what the podman healthcheck driver runs: running containers that have a healthcheck
     assert compose.healthcheck_containers() == ["rec_db_1", "rec_sick_1", "rec_slow_1"]
+
+
+def test_parse_recorded_ps_of_the_real_stack_on_podman() -> None:
+    """Recorded from `sandbox up --stack-only` on podman (stand-in images): all healthy."""
+    states = {s.service: s for s in parse_podman_ps((FIXTURES / "podman_ps_stack.json").read_text())}
+    assert set(states) == {
+        "postgres", "rabbitmq", "azurite", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+        "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+    }
+    assert states["airflow-init"].completed
+    assert all(s.ok and s.health == "healthy" for name, s in states.items() if name != "airflow-init")
+    assert states["airflow-apiserver"].published_ports == (18481,)

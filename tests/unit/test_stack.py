@@ -381,3 +381,34 @@ def test_status_when_nothing_is_up(rig: Rig) -> None:
     result = stack.status(rig.settings, adapters=rig.adapters)
     assert not result.healthy and result.mode is None and result.services == ()
     assert rig.runner.calls == []
+
+
+def test_api_health_is_read_from_a_real_http_server() -> None:
+    """fetch_api_health against a local server answering the health recorded from the real stack."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    recorded = (REPO / "tests/fixtures/compose/airflow_health.json").read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            found = self.path == stack.HEALTH_PATH
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(recorded if found else b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        health = stack.fetch_api_health(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {k: v["status"] for k, v in health.items()} == {
+        "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy",
+    }
+    with pytest.raises(StackError, match="did not answer its health check"):
+        stack.fetch_api_health(f"http://127.0.0.1:{_free_port()}")
