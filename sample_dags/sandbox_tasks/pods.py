@@ -37,6 +37,8 @@ TASK_NAMESPACE = os.environ.get("SANDBOX_TASK_NAMESPACE", "sandbox-tasks")
 # Finished pods are kept in the sandbox so `kubectl logs/describe` (and the e2e) can see where
 # and how they ran; on AKS set SANDBOX_POD_ON_FINISH=delete_succeeded_pod.
 ON_FINISH_ACTION = os.environ.get("SANDBOX_POD_ON_FINISH", "keep_pod")
+# `sandbox up --stack-only` runs Airflow without a cluster and sets SANDBOX_CLUSTER=none.
+NO_CLUSTER = os.environ.get("SANDBOX_CLUSTER") == "none"
 
 # As in the AKS virtual-nodes docs' sample app (learn.microsoft.com/azure/aks/virtual-nodes-cli)
 # and Azure's AKS autoscaling workshop ("Pod Spec for ACI Deployment, only on ACI").
@@ -49,6 +51,16 @@ VIRTUAL_NODE_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 )
+
+
+def refuse_without_cluster(context: Any) -> None:
+    """pre_execute hook in stack-only mode: fail at once, without retries, saying why."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(
+        "this sandbox runs without a Kubernetes cluster (`sandbox up --stack-only`), so pod "
+        "tasks cannot run; run `sandbox up` for the full sandbox with the simulated virtual node"
+    )
 
 
 def blob_env() -> list[k8s.V1EnvVar]:
@@ -76,7 +88,7 @@ def virtual_node(
     Give the task its own `task_id`, `image` (from `task_image()`), `cmds` and `arguments`
     (always `cmds` with `arguments`: the ACI provider refuses args without a command).
     """
-    return {
+    kwargs: dict[str, Any] = {
         "namespace": namespace,
         "node_selector": dict(VIRTUAL_NODE_SELECTOR),
         "tolerations": [k8s.V1Toleration(**t) for t in VIRTUAL_NODE_TOLERATIONS],
@@ -94,3 +106,6 @@ def virtual_node(
         "startup_timeout_seconds": 600,
         "labels": {"app.kubernetes.io/part-of": "sandbox-samples"},
     }
+    if NO_CLUSTER:
+        kwargs["pre_execute"] = refuse_without_cluster
+    return kwargs

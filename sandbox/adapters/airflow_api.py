@@ -216,7 +216,7 @@ def detail_text(body: Any) -> str:
 
 
 class AirflowApi:
-    """A logged-in client; the token comes from POST /auth/token and is renewed on a 401."""
+    """A logged-in client; the token comes from POST /auth/token and is renewed once when refused."""
 
     def __init__(
         self,
@@ -265,13 +265,14 @@ class AirflowApi:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """JSON body of a 2xx answer; a 401 renews the token once; other errors are typed."""
+        """JSON body of a 2xx answer; a refused token is renewed once; other errors are typed."""
         for attempt in (1, 2):
             token = self._token or self._login()
             response = self._send(
                 method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
             )
-            if response.status_code == 401 and attempt == 1:
+            # An expired or revoked token: 401, or 403 "Invalid JWT token" (Airflow 3.3).
+            if response.status_code in (401, 403) and attempt == 1:
                 self._token = None
                 continue
             break

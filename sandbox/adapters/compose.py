@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,31 @@ def ps_argv(command: ComposeCommand, project: ComposeProject, runtime_cli: str) 
     return [runtime_cli, "ps", "--all", "--format", "json", "--filter", f"label={PROJECT_LABEL}={project.name}"]
 
 
+def health_argv(runtime_cli: str, container: str) -> list[str]:
+    return [runtime_cli, "inspect", "--format", "{{json .State.Health}}", container]
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """The latest run of a container's healthcheck, as `inspect` keeps it."""
+
+    exit_code: int
+    output: str
+
+
+def parse_health(stdout: str) -> HealthProbe | None:
+    """`inspect --format '{{json .State.Health}}'` (Docker and podman alike); None without runs."""
+    try:
+        health = json.loads(stdout)
+    except ValueError:
+        return None
+    runs = (health or {}).get("Log") or []
+    if not runs:
+        return None
+    last = runs[-1]
+    return HealthProbe(int(last.get("ExitCode", 0)), str(last.get("Output") or "").strip())
+
+
 def config_argv(command: ComposeCommand, project: ComposeProject, *, services: bool = False) -> list[str]:
     argv = [*command.argv, *project.global_args(), "config"]
     return argv + ["--services"] if services else argv
@@ -241,6 +266,14 @@ class Compose:
 
     def follow_logs(self, services: Sequence[str], *, tail: int | None, on_line: Callable[[str], None]) -> None:
         self._run(logs_argv(self.command, self.project, services, tail=tail, follow=True), on_line=on_line, check=False)
+
+    def last_health_probe(self, container: str) -> HealthProbe | None:
+        """Why a healthcheck fails: its last exit code and output (None when unknown)."""
+        try:
+            result = self._run(health_argv(self.runtime.cli, container), check=False, timeout=60)
+        except SandboxError:
+            return None
+        return parse_health(result.stdout) if result.returncode == 0 else None
 
     def services(self) -> list[str]:
         """The services the files define (active profiles only)."""

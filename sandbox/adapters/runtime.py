@@ -169,11 +169,6 @@ def has_systemd(root: Path = Path("/")) -> bool:
     return (root / "run/systemd/system").is_dir()
 
 
-def socket_path(base_url: str) -> str | None:
-    url = urlparse(base_url)
-    return url.path if url.scheme == "unix" else None
-
-
 DOCKER_HINT = "start Docker (Docker Desktop, or `sudo systemctl start docker`), or use podman: `runtime = \"podman\"`"
 
 

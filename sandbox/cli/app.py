@@ -73,8 +73,9 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: exit 0 ok, 1 failure, 2 usage error, 130 interrupted.
 
-    Typer (standalone mode) reports usage errors itself with exit 2; every SandboxError
-    raised below the CLI arrives here and becomes one red line plus a hint.
+    Typer (standalone mode) reports usage errors itself with exit 2 and turns Ctrl-C into a
+    silent exit 130; every SandboxError raised below the CLI arrives here and becomes one red
+    line plus a hint.
     """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -85,5 +86,22 @@ def main(argv: list[str] | None = None) -> None:
         console.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        console.error("interrupted; nothing was lost — run the same command again to resume")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130 and _caused_by_interrupt(exc):
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    console.error("interrupted; nothing was lost — run the same command again to resume")
+    sys.exit(130)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -24,7 +24,7 @@ from sandbox.core.doctor import Report, diagnose, require_healthy
 from sandbox.errors import CommandFailed, PrerequisiteError, SandboxError, StackError, WaitTimeout
 from sandbox.progress import Reporter, SilentReporter
 from sandbox.proc import Completed, run
-from sandbox.state import ADMIN_USER, StateDir, write_private
+from sandbox.state import ADMIN_USER, Secrets, StateDir, write_private
 from sandbox.waiting import NotReady, wait_until
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def pod_blob_endpoint(settings: Settings) -> str:
     return blob.blob_endpoint(azurite_alias(settings), AZURITE_BLOB_PORT)
 
 
-def compose_variables(settings: Settings, state: StateDir, runtime: Runtime, secrets: Any) -> dict[str, str]:
+def compose_variables(settings: Settings, state: StateDir, runtime: Runtime, secrets: Secrets) -> dict[str, str]:
     """Every ${VAR} the compose files use; rendered into .sandbox/compose.env."""
     return {
         "SANDBOX_AIRFLOW_IMAGE": airflow_image(),
@@ -362,11 +362,15 @@ def _all_healthy(compose: Compose, expected: Sequence[str]) -> list[ServiceState
 
 
 def _service_failure(compose: Compose, state: ServiceState) -> StackError:
-    """One error naming the failing service, with its last log lines."""
+    """One error naming the failing service, with its last healthcheck result and log lines."""
     if state.state == "exited":
         what = f"service {state.service} exited with code {state.exit_code}"
     else:
         what = f"service {state.service} is {state.health or state.state}"
+        probe = compose.last_health_probe(state.container) if state.has_healthcheck else None
+        if probe is not None and probe.exit_code != 0:
+            said = probe.output.splitlines()[-1] if probe.output else "no output"
+            what += f" (its healthcheck exited {probe.exit_code}: {said})"
     logs = compose.logs([state.service], tail=LOG_LINES_ON_FAILURE).rstrip()
     message = f"{what}; its last log lines:\n{logs}" if logs else f"{what} (it printed no logs)"
     return StackError(message, hint=f"fix the cause above, then run `sandbox up` again; `sandbox logs {state.service}` shows more")
@@ -568,7 +572,7 @@ def logs(
         raise StackError("the sandbox is not up, so there are no logs to show", hint="run `sandbox up`")
     adapters = adapters or connect(settings)
     compose = adapters.compose(settings, mode)
-    known = compose.services() + ["flower"]
+    known = list(dict.fromkeys([*compose.services(), "flower"]))
     unknown = [s for s in services if s not in known]
     if unknown:
         from sandbox.errors import UsageError

@@ -14,6 +14,7 @@ from sandbox.adapters.compose import (
     down_argv,
     find_compose,
     logs_argv,
+    parse_health,
     parse_podman_ps,
     parse_ps_v2,
     ps_argv,
@@ -130,3 +131,11 @@ def test_parse_recorded_ps_of_the_real_stack_on_podman() -> None:
     assert states["airflow-init"].completed
     assert all(s.ok and s.health == "healthy" for name, s in states.items() if name != "airflow-init")
     assert states["airflow-apiserver"].published_ports == (18481,)
+
+
+def test_parse_recorded_health_log() -> None:
+    probe = parse_health((FIXTURES / "podman_inspect_health.json").read_text())
+    assert probe is not None and probe.exit_code == 1
+    assert probe.output == "Error: No nodes replied within time constraint"
+    assert parse_health('{"Status":"starting","FailingStreak":0,"Log":null}') is None
+    assert parse_health("null") is None and parse_health("") is None

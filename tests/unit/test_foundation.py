@@ -130,3 +130,19 @@ def test_cli_starts_without_heavy_imports() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_ctrl_c_says_nothing_was_lost(tmp_path: Path) -> None:
+    """SIGINT while a command runs: exit 130 and one line, no traceback."""
+    code = (
+        "import os, signal, sys, typer\n"
+        "from sandbox.cli import app as cli\n"
+        "@cli.app.command('sleepy')\n"
+        "def sleepy() -> None:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "cli.main(['sleepy'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 130
+    assert "interrupted; nothing was lost" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -298,3 +298,32 @@ def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
     # Without SANDBOX_TASK_NAMESPACE the pods go to the namespace `sandbox up` creates by default.
     default_namespace = Settings(project_dir=REPO).task_namespace
     assert pod_settings == [["steps:0123456789ab", "IfNotPresent", default_namespace]] * 9
+
+
+def test_pod_tasks_fail_at_once_without_a_cluster(tmp_path: Path) -> None:
+    """In `sandbox up --stack-only` (SANDBOX_CLUSTER=none) a pod task fails before it tries to
+    reach a cluster, with the reason and the fix, and is not retried."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "from airflow.sdk.exceptions import AirflowFailException\n"
+        "bag = DagBag(dag_folder=sys.argv[1], bundle_path=sys.argv[1], load_op_links=False)\n"
+        "task = bag.dags['recommend'].get_task('preprocess')\n"
+        "try:\n"  # the task runner calls this hook right before execute()
+        "    task._pre_execute_hook({})\n"
+        "except AirflowFailException as exc:\n"
+        "    print('REFUSED:', exc)\n"
+    )
+    env = {
+        **os.environ,
+        "SANDBOX_CLUSTER": "none",
+        "TASK_IMAGE_REGISTRY": "registry.example",
+        "TASK_IMAGE_TAG": "1",
+        "AIRFLOW_HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "sample_dags")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert "REFUSED:" in proc.stdout, proc.stderr[-2000:]
+    assert "sandbox up --stack-only" in proc.stdout and "run `sandbox up`" in proc.stdout

@@ -107,7 +107,15 @@ class World:
             r"^docker compose .* ps --all --format json": lambda argv: ok("\n".join(json.dumps(c) for c in self.containers.values())),
             r"^docker compose .* config --services": ok("\n".join(SERVICES) + "\n"),
             r"^docker compose .* logs": lambda argv: ok(self.logs),
+            r"^docker inspect --format \{\{json \.State\.Health\}\}": lambda argv: ok(json.dumps(self.health_of(argv[-1]))),
         }, strict=True)
+
+    def health_of(self, container: str) -> dict:
+        service = container.removeprefix("demo-").removesuffix("-1")
+        status = self.health_after_up.get(service, "healthy")
+        failing = status != "healthy"
+        output = "curl: (7) Failed to connect to localhost port 8974" if failing else ""
+        return {"Status": status, "FailingStreak": int(failing), "Log": [{"ExitCode": int(failing), "Output": output}]}
 
 
 @dataclass
@@ -299,7 +307,11 @@ def test_a_failing_healthcheck_is_reported_with_that_services_last_log_lines(rig
     rig.world.health_after_up = {"airflow-scheduler": "unhealthy"}
     with pytest.raises(StackError) as exc:
         rig.up(stack_only=True)
-    assert exc.value.message.startswith("service airflow-scheduler is unhealthy; its last log lines:\n")
+    assert exc.value.message.startswith(
+        "service airflow-scheduler is unhealthy (its healthcheck exited 1: curl: (7) Failed to connect to localhost "
+        "port 8974); its last log lines:\n"
+    )
+    assert ["docker", "inspect", "--format", "{{json .State.Health}}", "demo-airflow-scheduler-1"] in rig.runner.argvs
     assert "cannot connect to the database" in exc.value.message
     assert "sandbox logs airflow-scheduler" in (exc.value.hint or "")
     project = ComposeProject("demo", (rig.settings.compose_file,), StateDir(rig.settings.state_dir).compose_env_file)
@@ -308,14 +320,15 @@ def test_a_failing_healthcheck_is_reported_with_that_services_last_log_lines(rig
 
 def test_a_service_stuck_starting_times_out_naming_it(rig: Rig) -> None:
     rig.world.health_after_up = {"airflow-worker": "starting"}
-    with pytest.raises(StackError, match=r"^service airflow-worker is starting; its last log lines"):
+    with pytest.raises(StackError, match=r"^service airflow-worker is starting \(its healthcheck exited 1: .*\); its last log lines"):
         rig.up(stack_only=True)
 
 
 def test_a_failed_compose_up_names_the_unhealthy_dependency(rig: Rig) -> None:
     rig.world.fail_compose_up = True
-    rig.world.containers = {"postgres": {**rig.world.ps_object("postgres"), "Health": "unhealthy"}}
-    with pytest.raises(StackError, match=r"^service postgres is unhealthy; its last log lines"):
+    rig.world.health_after_up = {"postgres": "unhealthy"}
+    rig.world.containers = {"postgres": rig.world.ps_object("postgres")}
+    with pytest.raises(StackError, match=r"^service postgres is unhealthy \(.*\); its last log lines"):
         rig.up(stack_only=True)
 
 

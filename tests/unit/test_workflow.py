@@ -68,9 +68,10 @@ def test_runs_the_e2e_path_in_order(job: dict) -> None:
     expected = [
         "make up",
         ".venv/bin/sandbox status",
-        ".venv/bin/pytest tests -m e2e",
+        ".venv/bin/sandbox lint sample_dags",
         ".venv/bin/sandbox run-dag recommend --date 2021-12-01",
         ".venv/bin/sandbox run-dag train_compare_deploy --date 2021-12-01",
+        ".venv/bin/pytest tests -m e2e",  # asserts on the sample runs' outputs and pods
     ]
     positions = [runs.index(command) for command in expected]
     assert positions == sorted(positions)
