@@ -535,9 +535,13 @@ def _load_planned(
 def connect(settings: Settings) -> tuple[DockerImages, KindCli]:
     """The engine (Docker's socket or podman's) and the kind CLI with the matching provider."""
     from sandbox.adapters.runtime import detect_runtime
+    from sandbox.core.tools import find_tool
 
     runtime = detect_runtime(settings)
-    return DockerImages(runtime.base_url), KindCli(provider=runtime.kind_provider)
+    kind_binary = find_tool("kind", settings)  # PATH, or the pinned copy `up` downloaded
+    return DockerImages(runtime.base_url), KindCli(
+        str(kind_binary) if kind_binary else "kind", provider=runtime.kind_provider
+    )
 
 
 def build_and_load(
