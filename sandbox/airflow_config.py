@@ -28,6 +28,10 @@ SCHEDULER_IDLE_SLEEP_S = 0.25
 MIN_FILE_PROCESS_INTERVAL_S = 600
 # Fewer pooled Celery processes than the default 16: ~170 MB less PSS at idle.
 WORKER_CONCURRENCY = 4
+# Write a re-parsed DAG at once: with the default 30 s an edit saved within 30 s of the last
+# parse is dropped until the next periodic re-parse, and run-dag would run the old code
+# (test_an_edited_dag_runs_its_new_code). Unchanged DAGs are still not rewritten (hash check).
+MIN_SERIALIZED_DAG_UPDATE_S = 0
 # A task whose worker died (container killed, laptop slept) is failed and retried after this
 # long instead of Airflow's 300 s; supervisors heartbeat every 5 s ([workers]
 # min_heartbeat_interval), so 30 s is six missed beats. Proven by test_worker_killed_mid_run.
@@ -39,6 +43,7 @@ TUNING_KEYS: tuple[str, ...] = (
     "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL",
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL",
+    "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL",
@@ -130,6 +135,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": str(DAG_REFRESH_INTERVAL_S),
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(SCHEDULER_IDLE_SLEEP_S),
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(MIN_FILE_PROCESS_INTERVAL_S),
+        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": str(MIN_SERIALIZED_DAG_UPDATE_S),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_S),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": str(

@@ -163,21 +163,36 @@ class Backfill:
 
 
 @dataclass(frozen=True)
-class LogChunk:
-    """Lines of a task log since the last token; `token` is None once the log is complete."""
+class LogEntry:
+    """One structured log event: its full timestamp (ISO, sortable) and its text lines."""
 
+    stamp: str
     lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Log events since the last token; `token` is None once the log is complete."""
+
+    entries: tuple[LogEntry, ...]
     token: str | None
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(line for entry in self.entries for line in entry.lines)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LogChunk:
         content = data.get("content") or []
+        token = data.get("continuation_token")
         if isinstance(content, str):  # plain-text logs (older handlers)
-            return cls(tuple(content.splitlines()), data.get("continuation_token"))
-        return cls(
-            tuple(line for entry in content for line in log_lines(entry)),
-            data.get("continuation_token"),
-        )
+            return cls(tuple(LogEntry("", (line,)) for line in content.splitlines()), token)
+        entries = []
+        for item in content:
+            lines = tuple(log_lines(item))
+            if lines:
+                entries.append(LogEntry(str(item.get("timestamp", "")), lines))
+        return cls(tuple(entries), token)
 
 
 def log_lines(entry: Mapping[str, Any]) -> Iterator[str]:

@@ -168,7 +168,8 @@ def run_dag(
     )
     settings = ctx.obj.settings()
     if lint:
-        _lint(settings, dag_id)
+        with ctx.obj.reporter().step(f"lint {dag_id}"):
+            _lint(settings, dag_id)
     started = time.monotonic()
     with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")

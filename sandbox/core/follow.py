@@ -57,6 +57,9 @@ class _LogCursor:
     try_number: int
     token: str | None = None
     complete: bool = False
+    last_stamp: str = ""  # the token's position shifts when a finished log moves from the
+    # worker's log server to the stored file (its preamble is one entry shorter): entries at or
+    # before the last one shown are skipped instead of shown twice
 
 
 @dataclass
@@ -86,8 +89,12 @@ class LogStreamer:
                 )
             except AirflowApiError:
                 continue  # the log is not there yet (the pod is still being created)
-            for line in chunk.lines:
-                self.sink(ti.key, line)
+            for entry in chunk.entries:
+                if entry.stamp and entry.stamp <= cursor.last_stamp:
+                    continue
+                for line in entry.lines:
+                    self.sink(ti.key, line)
+                cursor.last_stamp = max(cursor.last_stamp, entry.stamp)
             cursor.token = chunk.token or cursor.token
             cursor.complete = ti.finished and chunk.token is None
 

@@ -1,0 +1,210 @@
+"""The product's own CLI runs the compose stack users run, unmodified, on podman.
+
+`sandbox up --stack-only` with runtime = podman brings up compose/docker-compose.yaml on the
+stand-in images (tagged as the official ones), and every service must pass the healthcheck the
+file declares; then a plain-Python DAG runs through the containerised scheduler, RabbitMQ and
+Celery worker; `down` keeps the database volume and `down --purge` removes it. A wrong service
+name, port, variable, volume, dependency or healthcheck in the file fails these tests.
+
+The tests of this module run in order against one sandbox project (module fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import free_port
+
+from sandbox.proc import Completed, run
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+COMPOSE_FILE = Path("/tmp/patched/docker-compose.yaml")
+DAGS = HERE / "dags"
+DAG_ID = "standin_smoke"
+LOGICAL_DATE = "2021-12-01"
+PROJECT_LABEL = "com.docker.compose.project"
+UP_TIMEOUT_S = 900
+NOOP_UP_LIMIT_S = 45
+
+
+@dataclass
+class Project:
+    """A throw-away sandbox project driven through the `sandbox` CLI."""
+
+    path: Path
+    name: str
+    env: dict[str, str]
+
+    def sandbox(self, *args: str, timeout: float = UP_TIMEOUT_S) -> Completed:
+        return run([sys.executable, "-m", "sandbox", *args], env=self.env, cwd=self.path, check=False, timeout=timeout)
+
+    def containers(self, client: Any) -> list[Any]:
+        return client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.name}"})
+
+    def volumes(self, client: Any) -> list[str]:
+        return [v.name for v in client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.name}"})]
+
+    def remove_leftovers(self, client: Any) -> None:
+        """Whatever a failed test left behind: containers, then volumes, of this project only."""
+        for container in self.containers(client):
+            container.remove(force=True, v=True)
+        for name in self.volumes(client):
+            client.volumes.get(name).remove(force=True)
+
+
+def new_project(root: Path, compose_file: Path) -> Project:
+    name = f"ct{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sandbox.toml").write_text(
+        f'name = "{name}"\n'
+        'runtime = "podman"\n'
+        f'dags_folder = "{DAGS}"\n'
+        f'compose_file = "{compose_file}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_") or k == "SANDBOX_STRICT"}
+    env.setdefault("DOCKER_HOST", "unix:///run/podman/podman.sock")
+    for port in ("API", "RABBITMQ_UI", "FLOWER", "AZURITE_BLOB"):
+        env[f"SANDBOX_PORT_{port}"] = str(free_port())
+    return Project(root, name, env)
+
+
+def output_of(result: Completed) -> str:
+    text = result.stdout if result.stdout == result.stderr else f"{result.stdout}\n{result.stderr}"
+    return text[-6000:]
+
+
+def json_from(stdout: str) -> Any:
+    return json.loads(stdout[stdout.index("{") :])
+
+
+def declared_services() -> dict[str, dict[str, Any]]:
+    """The services `up` starts (no profile), as the compose file declares them."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return {name: spec for name, spec in services.items() if not spec.get("profiles")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, standin_images: dict[str, str]) -> Iterator[Project]:
+    proj = new_project(tmp_path_factory.mktemp("stack") / "project", COMPOSE_FILE)
+    try:
+        yield proj
+    finally:
+        proj.sandbox("down", "--purge", "--yes", timeout=300)
+        proj.remove_leftovers(docker_client)
+
+
+def test_up_stack_only_brings_every_declared_service_to_its_healthcheck(
+    project: Project, docker_client: Any, standin_images: dict[str, str]
+) -> None:
+    result = project.sandbox("up", "--stack-only")
+    assert result.returncode == 0, output_of(result)
+    assert "sandbox is up (stack-only)" in result.stdout
+
+    status = project.sandbox("status", "--json", timeout=120)
+    report = json_from(status.stdout)
+    assert status.returncode == 0 and report["healthy"], output_of(status)
+    by_service = {s["service"]: s for s in report["services"]}
+    for name, spec in declared_services().items():
+        state = by_service.get(name)
+        assert state is not None, f"service {name} was not created"
+        if spec.get("restart") == "no":  # one-shot (airflow-init)
+            assert (state["state"], state["exit_code"]) == ("exited", 0), state
+        else:
+            assert state["state"] == "running", state
+            if "healthcheck" in spec:
+                assert state["health"] == "healthy", state
+    assert report["api"]["health"]["scheduler"]["status"] == "healthy"
+
+    # The containers run the stand-ins, found under the official names without a pull.
+    standin_ids = {docker_client.images.get(image).id for image in standin_images.values()}
+    for container in project.containers(docker_client):
+        assert container.image.id in standin_ids, f"{container.name} runs {container.image.tags}"
+
+
+def test_second_up_is_a_fast_noop(project: Project, docker_client: Any) -> None:
+    def started() -> dict[str, str]:
+        return {c.name: c.attrs["State"]["StartedAt"] for c in project.containers(docker_client)}
+
+    before = started()
+    began = time.monotonic()
+    result = project.sandbox("up", "--stack-only")
+    elapsed = time.monotonic() - began
+    assert result.returncode == 0, output_of(result)
+    assert started() == before, f"a second `up` restarted containers:\n{output_of(result)}"
+    assert elapsed < NOOP_UP_LIMIT_S, f"a second `up` took {elapsed:.1f}s:\n{output_of(result)}"
+
+
+def test_run_dag_succeeds_through_the_containerised_scheduler_broker_and_worker(project: Project) -> None:
+    result = project.sandbox("run-dag", DAG_ID, "--date", LOGICAL_DATE, "--no-lint", "--json", timeout=600)
+    assert result.returncode == 0, output_of(result)
+    run_result = json_from(result.stdout)
+    assert run_result["state"] == "success"
+    assert {t["task"]: t["state"] for t in run_result["tasks"]} == {"produce": "success", "check": "success"}
+
+    # The Celery worker container ran them (not some other executor).
+    worker_logs = project.sandbox("logs", "airflow-worker", timeout=120)
+    assert DAG_ID in worker_logs.stdout, output_of(worker_logs)
+
+
+def test_down_keeps_the_database_volume_and_up_finds_the_run_again(project: Project, docker_client: Any) -> None:
+    result = project.sandbox("down", timeout=300)
+    assert result.returncode == 0, output_of(result)
+    assert project.containers(docker_client) == []
+    assert any(v.endswith("postgres-data") for v in project.volumes(docker_client)), project.volumes(docker_client)
+
+    result = project.sandbox("up", "--stack-only")
+    assert result.returncode == 0, output_of(result)
+    dags = project.sandbox("dags", "--json", timeout=120)
+    assert dags.returncode == 0, output_of(dags)
+    listed = {d["dag_id"]: d for d in json_from(dags.stdout)["dags"]}
+    assert listed[DAG_ID]["last_run_state"] == "success"
+    assert listed[DAG_ID]["last_run_logical_date"].startswith(LOGICAL_DATE)
+
+
+def test_down_purge_removes_the_database_volume(project: Project, docker_client: Any) -> None:
+    result = project.sandbox("down", "--purge", "--yes", timeout=300)
+    assert result.returncode == 0, output_of(result)
+    assert project.containers(docker_client) == []
+    assert project.volumes(docker_client) == []
+    assert not (project.path / ".sandbox").exists()
+
+
+def test_a_failing_healthcheck_is_reported_with_the_services_last_log_lines(
+    tmp_path: Path, docker_client: Any, standin_images: dict[str, str]
+) -> None:
+    """Azurite alone, from the real file, with a healthcheck that always fails."""
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    azurite = document["services"]["azurite"]
+    azurite["healthcheck"] = {
+        "test": ["CMD-SHELL", "echo probe-failed; exit 1"],
+        "interval": "1s",
+        "timeout": "5s",
+        "retries": 2,
+        "start_period": "0s",
+    }
+    broken = {"services": {"azurite": azurite}, "volumes": {"azurite-data": None}}
+    compose_file = tmp_path / "compose" / "docker-compose.yaml"
+    compose_file.parent.mkdir()
+    compose_file.write_text(yaml.safe_dump(broken))
+    proj = new_project(tmp_path / "project", compose_file)
+    try:
+        result = proj.sandbox("up", "--stack-only", timeout=300)
+        text = output_of(result)
+        assert result.returncode != 0, text
+        assert "Traceback" not in text, text
+        assert "azurite" in text and "unhealthy" in text, text
+        assert "successfully listens" in text, f"the service's last log lines are missing:\n{text}"
+    finally:
+        proj.sandbox("down", "--purge", "--yes", timeout=300)
+        proj.remove_leftovers(docker_client)
