@@ -423,6 +423,19 @@ class AirflowApi:
         return Backfill.from_json(self.request("GET", f"/api/v2/backfills/{backfill_id}"))
 
 
+HEALTH_PATH = "/api/v2/monitor/health"
+
+
+def fetch_health(base_url: str) -> dict[str, Any]:
+    """GET /api/v2/monitor/health (no login needed); raises StackError when nothing answers."""
+    try:
+        response = httpx.get(base_url.rstrip("/") + HEALTH_PATH, timeout=5.0)
+        response.raise_for_status()
+        return dict(response.json())
+    except (httpx.HTTPError, ValueError) as exc:
+        raise StackError(f"the Airflow API at {base_url} did not answer its health check: {exc}") from exc
+
+
 def _seg(value: str) -> str:
     """One URL path segment (run ids contain ':' and '+')."""
     return quote(value, safe="")

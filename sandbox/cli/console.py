@@ -59,9 +59,10 @@ class RichReporter:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    # soft_wrap: tracebacks and command lines stay copy-pasteable when stderr is not a terminal.
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if hint:
-        err.print(f"[yellow]hint:[/] {escape(hint)}")
+        err.print(f"[yellow]hint:[/] {escape(hint)}", soft_wrap=True)
 
 
 def enable_command_log(verbose: bool) -> None:

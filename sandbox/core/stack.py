@@ -37,7 +37,6 @@ KIND_OVERRIDE = "kind.yaml"  # beside the main compose file
 ONE_SHOT = ("airflow-init",)
 AZURITE_BLOB_PORT = 10000
 LOG_LINES_ON_FAILURE = 20
-HEALTH_PATH = "/api/v2/monitor/health"
 
 
 # --- the state dir record of how the stack was brought up ----------------------------------
@@ -174,25 +173,17 @@ class Adapters:
         return KubeApi.from_kubeconfig(path)
 
     def health(self, base_url: str) -> dict[str, Any]:
-        return (self.api_health or fetch_api_health)(base_url)
+        if self.api_health is not None:
+            return self.api_health(base_url)
+        from sandbox.adapters.airflow_api import fetch_health
+
+        return fetch_health(base_url)
 
 
 def connect(settings: Settings, *, runner: Runner = run) -> Adapters:
     """The real adapters for this machine: the runtime that answers and its compose."""
     runtime = detect_runtime(settings)
     return Adapters(runtime, find_compose(runtime, runner=runner), runner=runner)
-
-
-def fetch_api_health(base_url: str) -> dict[str, Any]:
-    """GET /api/v2/monitor/health (no login needed); raises StackError when nothing answers."""
-    import httpx
-
-    try:
-        response = httpx.get(base_url.rstrip("/") + HEALTH_PATH, timeout=5.0)
-        response.raise_for_status()
-        return dict(response.json())
-    except (httpx.HTTPError, ValueError) as exc:
-        raise StackError(f"the Airflow API at {base_url} did not answer its health check: {exc}") from exc
 
 
 # --- up ------------------------------------------------------------------------------------------

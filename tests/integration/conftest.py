@@ -5,7 +5,6 @@ Tests isolate themselves by DAG id and logical date instead of restarting anythi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,23 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_stack import AirflowStack, ServicesUnavailable, services
-
-
-def _root_conftest() -> Any:
-    """tests/conftest.py as a module. Neither folder is a package, so pytest imports each
-    conftest as `conftest` and this file replaces the root one in sys.modules; test modules
-    that do `from conftest import require_tool` then import from here, hence the re-exports."""
-    path = Path(__file__).resolve().parent.parent / "conftest.py"
-    spec = importlib.util.spec_from_file_location("sandbox_tests_root_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-REPO, STRICT, require, require_tool = _root.REPO, _root.STRICT, _root.require, _root.require_tool
-__all__ = ["REPO", "STRICT", "require", "require_tool"]
+from support import REPO, require
 
 SANDBOX = str(Path(sys.executable).parent / "sandbox")
 

@@ -8,7 +8,6 @@ at the end.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,13 +24,7 @@ from sandbox.config import Settings
 from sandbox.core import images
 from sandbox.progress import SilentReporter
 
-# The root conftest's require()/require_tool() (skip, or fail in strict mode), loaded by path: every
-# conftest is a module named `conftest`, so `from conftest import ...` depends on import order.
-_spec = importlib.util.spec_from_file_location("sandbox_root_conftest", Path(__file__).parents[1] / "conftest.py")
-assert _spec and _spec.loader
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-REPO, require, require_tool = _root.REPO, _root.require, _root.require_tool
+from support import REPO, require, require_tool
 
 BASE = "localhost/sandbox-python:3.11"
 BUILD_ARGS = {"BASE_IMAGE": BASE}

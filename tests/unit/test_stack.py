@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fakes import FakeKube, RecordingRunner, fail, ok
+from sandbox.adapters.airflow_api import fetch_health
 from sandbox.adapters.compose import ComposeCommand, ComposeProject, down_argv, logs_argv, up_argv
 from sandbox.adapters.kind import create_argv, delete_argv
 from sandbox.adapters.runtime import Engine, Runtime
@@ -397,7 +398,7 @@ def test_status_when_nothing_is_up(rig: Rig) -> None:
 
 
 def test_api_health_is_read_from_a_real_http_server() -> None:
-    """fetch_api_health against a local server answering the health recorded from the real stack."""
+    """fetch_health against a local server answering the health recorded from the real stack."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -405,7 +406,7 @@ def test_api_health_is_read_from_a_real_http_server() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            found = self.path == stack.HEALTH_PATH
+            found = self.path == "/api/v2/monitor/health"
             self.send_response(200 if found else 404)
             self.end_headers()
             self.wfile.write(recorded if found else b"{}")
@@ -416,7 +417,7 @@ def test_api_health_is_read_from_a_real_http_server() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        health = stack.fetch_api_health(f"http://127.0.0.1:{server.server_address[1]}")
+        health = fetch_health(f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()
@@ -424,4 +425,4 @@ def test_api_health_is_read_from_a_real_http_server() -> None:
         "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy",
     }
     with pytest.raises(StackError, match="did not answer its health check"):
-        stack.fetch_api_health(f"http://127.0.0.1:{_free_port()}")
+        fetch_health(f"http://127.0.0.1:{_free_port()}")
