@@ -9,7 +9,8 @@ never written twice), so podman resolves the compose file's short names to it wi
 of its build context, build arguments and base image is kept; otherwise it is rebuilt. Builds run
 one at a time (a file lock across processes: they are heavy on a 2-core machine).
 
-Run as a script to build them ahead of the tests: `python tests/containers/standins.py`.
+Run as a script to build them ahead of the tests: `python tests/containers/standins.py`
+(`--cold` rebuilds every one without podman's layer cache, to measure a fresh machine).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def ensure_base_images(on_line: Callable[[str], None] | None = None) -> dict[str
     return {image: _podman("image", "inspect", "--format", "{{.Id}}", image) for image in BASE_IMAGES}
 
 
-def _build(standin: StandIn, digest: str, on_line: Callable[[str], None]) -> None:
+def _build(standin: StandIn, digest: str, on_line: Callable[[str], None], *, cold: bool = False) -> None:
     lines: list[str] = []
 
     def keep(line: str) -> None:
@@ -150,7 +151,7 @@ def _build(standin: StandIn, digest: str, on_line: Callable[[str], None]) -> Non
             target = context / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-        argv = ["podman", "build", "--pull=never", "-t", standin.image]
+        argv = ["podman", "build", "--pull=never", *(["--no-cache"] if cold else []), "-t", standin.image]
         argv += ["--label", f"{HASH_LABEL}={digest}", "--label", f"sandbox.standin.for={standin.image}"]
         for key, value in sorted(standin.build_args.items()):
             argv += ["--build-arg", f"{key}={value}"]
@@ -166,7 +167,10 @@ def _build(standin: StandIn, digest: str, on_line: Callable[[str], None]) -> Non
 
 
 def ensure_standins(
-    on_line: Callable[[str], None] | None = None, *, names: tuple[str, ...] | None = None
+    on_line: Callable[[str], None] | None = None,
+    *,
+    names: tuple[str, ...] | None = None,
+    cold: bool = False,
 ) -> dict[str, str]:
     """Build what is missing or stale, one image at a time; return {stand-in name: image}."""
     emit = on_line or (lambda line: None)
@@ -175,22 +179,23 @@ def ensure_standins(
         base_ids = ensure_base_images(emit)
         for standin in selected:
             digest = content_hash(standin, base_ids)
-            if _label(standin.image, HASH_LABEL) == digest:
+            if not cold and _label(standin.image, HASH_LABEL) == digest:
                 continue
             emit(f"building stand-in {standin.image} ({standin.name}, hash {digest})")
-            _build(standin, digest, emit)
+            _build(standin, digest, emit, cold=cold)
     return {s.name: s.image for s in selected}
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     """Build (or verify) every stand-in, printing each one's time and size."""
+    cold = "--cold" in argv
     base_started = time.monotonic()
     base_ids = ensure_base_images(lambda line: print(line, flush=True))
     print(f"bases ready in {time.monotonic() - base_started:.1f}s")
     for standin in standins():
         started = time.monotonic()
         try:
-            ensure_standins(lambda line: print(line, flush=True), names=(standin.name,))
+            ensure_standins(lambda line: print(line, flush=True), names=(standin.name,), cold=cold)
         except ImageBuildError as exc:
             print(exc.message, file=sys.stderr)
             return 1
@@ -204,4 +209,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

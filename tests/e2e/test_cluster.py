@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from sandbox.adapters.kube import parse_node
 from sandbox.config import load_settings
 from sandbox.core.cluster import verify_nodes
 from sandbox.core.kind_config import declared_nodes
-from sandbox.core.tools import find_tool
-from sandbox.proc import Completed, run
 from sandbox.state import StateDir
 from sandbox.waiting import NotReady, wait_until
 
 SETTINGS = load_settings(REPO)
-KUBECONFIG = StateDir(SETTINGS.state_dir).admin_kubeconfig
+
 SA = f"system:serviceaccount:{SETTINGS.task_namespace}:{SETTINGS.service_account}"
 
 # The nodeSelector and tolerations the AKS documentation gives for pods meant for the virtual node.
@@ -37,25 +34,6 @@ AKS_TOLERATIONS = [
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
-
-
-@pytest.fixture(scope="module")
-def kubectl() -> Iterator[Any]:
-    binary = find_tool("kubectl", SETTINGS) or shutil.which("kubectl")
-    require(binary is not None, "kubectl is not installed")
-    require(KUBECONFIG.is_file(), f"no admin kubeconfig at {KUBECONFIG}: run `make up` first")
-
-    def call(*args: str, input: str | None = None, check: bool = True) -> Completed:
-        return run(
-            [str(binary), "--kubeconfig", str(KUBECONFIG), *args], input=input, check=check, timeout=60
-        )
-
-    reachable = call("version", "-o", "json", check=False)
-    require(
-        reachable.returncode == 0,
-        f"no cluster reachable with {KUBECONFIG}: {reachable.stderr.strip()[-200:]}",
-    )
-    yield call
 
 
 @pytest.fixture(scope="module")

@@ -12,41 +12,20 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import REPO, require
+from support import REPO
 
 from sandbox.config import load_settings
 from sandbox.core.kind_config import declared_nodes
 from sandbox.core.policy import load_rules, policy_manifests
-from sandbox.proc import Completed, run
-from sandbox.state import StateDir
+from sandbox.proc import Completed
 from sandbox.waiting import NotReady, wait_until
 
 SETTINGS = load_settings(REPO)
-KUBECONFIG = StateDir(SETTINGS.state_dir).admin_kubeconfig
+
 LINT_DAGS = REPO / "tests" / "lint_dags"
-
-
-@pytest.fixture(scope="module")
-def kubectl() -> Iterator[Any]:
-    from sandbox.core.tools import find_tool
-
-    binary = find_tool("kubectl", SETTINGS) or shutil.which("kubectl")
-    require(binary is not None, "kubectl is not installed")
-    require(KUBECONFIG.is_file(), f"no admin kubeconfig at {KUBECONFIG}: run `make up` first")
-
-    def call(*args: str, input: str | None = None, check: bool = True) -> Completed:
-        return run(
-            [str(binary), "--kubeconfig", str(KUBECONFIG), *args], input=input, check=check, timeout=60
-        )
-
-    reachable = call("version", "-o", "json", check=False)
-    require(reachable.returncode == 0, f"no cluster reachable with {KUBECONFIG}: {reachable.stderr.strip()[-200:]}")
-    yield call
 
 
 @pytest.fixture(scope="module")

@@ -169,7 +169,7 @@ def test_sandbox_build_through_the_cli(engine: DockerImages, tmp_path: Path) -> 
 def test_save_gives_an_archive_whose_config_digest_is_the_image_id(engine: DockerImages, tmp_path: Path) -> None:
     """What kind loads: the archive names the image and its config blob is the image ID, the
     same digest crictl reports as `id` once containerd imports it."""
-    settings, _ = make_project(tmp_path, f"{PREFIX}save", f"FROM localhost/debian:bookworm\nCOPY requirements.txt /\n")
+    settings, _ = make_project(tmp_path, f"{PREFIX}save", "FROM localhost/debian:bookworm\nCOPY requirements.txt /\n")
     [built] = images.build(settings, SilentReporter(), engine)
     archive = tmp_path / "image.tar"
     engine.save(images.CANONICAL_PREFIX + built.ref, archive)

@@ -103,6 +103,20 @@ def dumps(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
+def read_rows_or_seed(
+    path: BlobPath, date: str, what: str, seed: Callable[[str], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The JSON-lines input of a first step; on a fresh sandbox, seed it deterministically for
+    the date (and store it, so reruns and later steps read the same rows)."""
+    raw = read_bytes(path)
+    if raw is not None:
+        return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    note(f"{path} does not exist: seeding synthetic {what} for {date}")
+    rows = seed(date)
+    write_bytes(path, b"".join(dumps(row) for row in rows))
+    return rows
+
+
 def read_json(path: BlobPath) -> Any:
     data = read_bytes(path)
     if data is None:

@@ -7,7 +7,6 @@ synthetic, drawn from a generator seeded by the date. The target depends on an i
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -39,13 +38,7 @@ def clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _main(argv: Sequence[str] | None) -> dict[str, Any]:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    raw = common.read_bytes(args.input)
-    if raw is None:
-        common.note(f"{args.input} does not exist: seeding synthetic measurements for {args.date}")
-        rows = synthetic_measurements(args.date)
-        common.write_bytes(args.input, b"".join(common.dumps(row) for row in rows))
-    else:
-        rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    rows = common.read_rows_or_seed(args.input, args.date, "measurements", synthetic_measurements)
     dataset = clean(rows)
     common.write_json(args.output, {"date": args.date, "rows": dataset})
     return {

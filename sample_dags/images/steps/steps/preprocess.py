@@ -6,7 +6,6 @@ synthetic, drawn from a generator seeded by the date, so every run for a date se
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,13 +46,7 @@ def item_weights(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
 
 def _main(argv: Sequence[str] | None) -> dict[str, Any]:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    raw = common.read_bytes(args.input)
-    if raw is None:
-        common.note(f"{args.input} does not exist: seeding synthetic interactions for {args.date}")
-        rows = synthetic_interactions(args.date)
-        common.write_bytes(args.input, b"".join(common.dumps(row) for row in rows))
-    else:
-        rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    rows = common.read_rows_or_seed(args.input, args.date, "interactions", synthetic_interactions)
     users = item_weights(rows)
     common.write_json(args.output, {"date": args.date, "users": users})
     return {
