@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -15,15 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import standins  # noqa: E402
-
-# The root conftest's require()/require_tool() (skip, or fail in strict mode); loaded by path
-# because tests/ is not a package and every conftest is a module named `conftest`.
-_spec = importlib.util.spec_from_file_location("sandbox_tests_root_conftest", HERE.parent / "conftest.py")
-assert _spec and _spec.loader
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-require = _root.require
-require_tool = _root.require_tool
+from support import require, require_tool  # noqa: E402
 
 DEFAULT_SOCKET = "unix:///run/podman/podman.sock"
 
