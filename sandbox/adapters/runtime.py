@@ -221,6 +221,20 @@ def healthcheck_argv(container: str) -> list[str]:
     return ["podman", "healthcheck", "run", container]
 
 
+def healthcheck_config_argv(container: str) -> list[str]:
+    return ["podman", "inspect", "--format", "{{json .Config.Healthcheck}}", container]
+
+
+def parse_healthcheck_interval(output: str) -> float | None:
+    """Seconds between checks from `podman inspect` (Interval is in nanoseconds); None if unset."""
+    try:
+        config = json.loads(output or "null")
+    except ValueError:
+        return None
+    interval = (config or {}).get("Interval") if isinstance(config, dict) else None
+    return interval / 1e9 if isinstance(interval, (int, float)) and interval > 0 else None
+
+
 @contextmanager
 def driving_healthchecks(
     runtime: Runtime,
@@ -232,10 +246,10 @@ def driving_healthchecks(
 ) -> Iterator[None]:
     """While the block runs, keep running the healthcheck of each of `list_containers()`.
 
-    Only when the runtime needs it (podman without systemd); a no-op otherwise. A container's
-    check starts at most every `spacing` s (the compose file's shortest interval), so `retries`
-    keeps roughly its meaning. The pacing goes through wait_until with an Event as its sleep,
-    so leaving the block stops it at once.
+    Only when the runtime needs it (podman without systemd); a no-op otherwise. Each container's
+    check starts at the interval its healthcheck declares (as Docker would run it; `spacing`
+    when none is found), so `retries` keeps its meaning. The pacing goes through wait_until
+    with an Event as its sleep, so leaving the block stops it at once.
     """
     if not runtime.drives_healthchecks:
         yield
@@ -249,10 +263,18 @@ def driving_healthchecks(
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-healthcheck")
     running: dict[str, Future[Completed]] = {}
     started: dict[str, float] = {}
+    intervals: dict[str, float] = {}
+
+    def interval_of(name: str) -> float:
+        if name not in intervals:
+            found = runner(healthcheck_config_argv(name), check=False, timeout=30)
+            declared = parse_healthcheck_interval(found.stdout) if found.returncode == 0 else None
+            intervals[name] = declared or spacing
+        return intervals[name]
 
     def tick() -> bool:
         # A slow check (`airflow jobs check` takes seconds) must not hold back the others: each
-        # container gets a new run once its previous one has finished and `spacing` has passed.
+        # container gets a new run once its previous one has finished and its interval passed.
         if stop.is_set():
             return True
         for name in [n for n, f in running.items() if f.done()]:
@@ -263,7 +285,9 @@ def driving_healthchecks(
             containers = []
         now = time.monotonic()
         for name in containers:
-            if name not in running and now - started.get(name, -spacing) >= spacing:
+            if name in running:
+                continue
+            if name not in started or now - started[name] >= interval_of(name):
                 started[name] = now
                 running[name] = pool.submit(runner, healthcheck_argv(name), check=False, timeout=120)
         return stop.is_set()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support import require
-from fakes import RecordingRunner
+from fakes import RecordingRunner, ok
 from sandbox.adapters.runtime import (
     ROOTFUL_PODMAN_SOCKET,
     Engine,
@@ -149,14 +149,28 @@ def test_detects_the_real_podman_socket_here(tmp_path: Path) -> None:
 PODMAN = Runtime("podman", Engine("unix:///run/podman/podman.sock", True, "4.3.1", 1 << 34, "", False, ""), 0, True)
 
 
+def _health_runs(runner: RecordingRunner) -> list[str]:
+    return [c.argv[-1] for c in runner.calls if c.argv[:3] == ["podman", "healthcheck", "run"]]
+
+
 def test_healthcheck_driver_runs_podman_healthcheck_for_each_container() -> None:
     runner = RecordingRunner()
     with driving_healthchecks(PODMAN, lambda: ["demo_a_1", "demo_b_1"], interval=0.02, spacing=0.05, runner=runner):
-        wait_until(lambda: len(runner.calls) >= 4, what="two rounds of healthchecks", timeout=10, interval=0.02)
-    assert {tuple(c.argv) for c in runner.calls} == {
-        ("podman", "healthcheck", "run", "demo_a_1"), ("podman", "healthcheck", "run", "demo_b_1"),
-    }
+        wait_until(lambda: len(_health_runs(runner)) >= 4, what="two rounds of healthchecks", timeout=10, interval=0.02)
+    assert set(_health_runs(runner)) == {"demo_a_1", "demo_b_1"}
+    assert {tuple(c.argv[:3]) for c in runner.calls} == {("podman", "healthcheck", "run"), ("podman", "inspect", "--format")}
     assert not [t for t in threading.enumerate() if t.name == "sandbox-healthchecks"]  # stopped with the block
+
+
+def test_healthcheck_driver_paces_each_container_at_its_declared_interval() -> None:
+    """As Docker would: a 15 s check is not run every few seconds, or `retries` would shrink."""
+    runner = RecordingRunner({
+        r"inspect .* fast_1": ok('{"Test":["CMD","true"],"Interval":20000000,"Retries":3}'),
+        r"inspect .* slow_1": ok('{"Test":["CMD","true"],"Interval":15000000000,"Retries":3}'),
+    })
+    with driving_healthchecks(PODMAN, lambda: ["fast_1", "slow_1"], interval=0.01, spacing=0.01, runner=runner):
+        wait_until(lambda: _health_runs(runner).count("fast_1") >= 5, what="five fast checks", timeout=10, interval=0.01)
+    assert _health_runs(runner).count("slow_1") == 1
 
 
 def test_healthcheck_driver_is_a_no_op_where_the_engine_runs_them() -> None:
