@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from sandbox.config import Settings
 from sandbox.core import blob
+from sandbox.errors import ConfigError
 from sandbox.state import ADMIN_USER, Secrets
 
 # Dev-tuned latency knobs (see README "Performance"; chosen and checked by
@@ -163,8 +164,15 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
 
 
 def render_env_file(env: dict[str, str]) -> str:
-    """A compose `env_file`: KEY=VALUE lines, values taken literally (no quoting, no $ expansion)."""
+    """A compose `env_file`: unquoted KEY=VALUE lines.
+
+    Compose v1 takes such values literally, compose v2 expands `$` in them and strips a ` #`
+    comment: values holding a newline, `$` or ` #` are refused rather than silently changed.
+    """
     for key, value in env.items():
-        if "\n" in value:
-            raise ValueError(f"{key} contains a newline; env files cannot carry it")
+        if "\n" in value or "$" in value or " #" in value:
+            raise ConfigError(
+                f"{key}={value!r} holds a newline, `$` or ` #`, which compose env files alter",
+                hint="the value comes from a sandbox setting or a path: choose one without them",
+            )
     return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))

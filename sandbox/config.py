@@ -68,6 +68,7 @@ class Timeouts:
 
     cluster_create: float = 600
     node_ready: float = 300
+    stack_up: float = 900  # `compose up -d`: first-run image pulls, then dependencies healthy
     stack_healthy: float = 300
     dag_parsed: float = 120
     run: float = 3600

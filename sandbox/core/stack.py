@@ -307,7 +307,7 @@ def ensure_stack(settings: Settings, state: StateDir, reporter: Reporter, adapte
     with driving_healthchecks(adapters.runtime, compose.healthcheck_containers, runner=adapters.runner):
         with reporter.step("airflow stack (compose up)"):
             try:
-                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_healthy)
+                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up)
             except CommandFailed as exc:
                 raise _stack_failure(compose, exc) from None
         with reporter.step("wait for every service to be healthy"):

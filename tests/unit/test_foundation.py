@@ -146,3 +146,10 @@ def test_ctrl_c_says_nothing_was_lost(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "interrupted; nothing was lost" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_env_file_refuses_values_compose_would_alter() -> None:
+    assert render_env_file({"B": "x=1;y", "A": '{"k": "v"}'}) == 'A={"k": "v"}\nB=x=1;y\n'
+    for bad in ("a\nb", "pa$$word", "value #comment"):
+        with pytest.raises(ConfigError, match="compose env files alter"):
+            render_env_file({"K": bad})
