@@ -153,3 +153,12 @@ def test_env_file_refuses_values_compose_would_alter() -> None:
     for bad in ("a\nb", "pa$$word", "value #comment"):
         with pytest.raises(ConfigError, match="compose env files alter"):
             render_env_file({"K": bad})
+
+
+def test_readme_settings_example_is_valid(repo: Path, tmp_path: Path) -> None:
+    """The sandbox.toml shown in the README loads, with every key it names."""
+    readme = (repo / "README.md").read_text()
+    example = readme.split("# sandbox.toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "sandbox.toml").write_text(example)
+    settings = load_settings(tmp_path, environ={})
+    assert settings.profile == "aci-v1" and settings.ports.azurite_blob == 10000
