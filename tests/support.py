@@ -29,3 +29,16 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     require(path is not None, f"`{name}` is not installed")
     return path  # type: ignore[return-value]
+
+
+# What the AKS virtual-node documentation tells pods meant for the virtual node to carry; stated
+# here independently of the product code so tests compare the product against the docs.
+AKS_NODE_SELECTOR = {
+    "kubernetes.io/role": "agent",
+    "beta.kubernetes.io/os": "linux",
+    "type": "virtual-kubelet",
+}
+AKS_TOLERATIONS = [
+    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
+    {"key": "azure.com/aci", "effect": "NoSchedule"},
+]

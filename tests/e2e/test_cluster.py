@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO, require
+from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS, REPO, require
 
 from sandbox.adapters.kube import parse_node
 from sandbox.config import load_settings
@@ -24,16 +24,6 @@ SETTINGS = load_settings(REPO)
 
 SA = f"system:serviceaccount:{SETTINGS.task_namespace}:{SETTINGS.service_account}"
 
-# The nodeSelector and tolerations the AKS documentation gives for pods meant for the virtual node.
-AKS_NODE_SELECTOR = {
-    "kubernetes.io/role": "agent",
-    "beta.kubernetes.io/os": "linux",
-    "type": "virtual-kubelet",
-}
-AKS_TOLERATIONS = [
-    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
-    {"key": "azure.com/aci", "effect": "NoSchedule"},
-]
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,12 @@ from typing import Any
 import pytest
 
 from sandbox.config import Settings
+from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS
 from sandbox.core import blob
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "sample_dags"
 DATE = "2021-12-01"
-AKS_SELECTOR = {
-    "kubernetes.io/role": "agent",
-    "beta.kubernetes.io/os": "linux",
-    "type": "virtual-kubelet",
-}
-AKS_TOLERATIONS = [
-    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
-    {"key": "azure.com/aci", "effect": "NoSchedule"},
-]
 EXPECTED_EDGES = {
     "recommend": {
         "preprocess": {"inference"},
@@ -146,7 +138,7 @@ def test_every_pod_task_is_aimed_at_the_virtual_node(dagbag: Any) -> None:
     assert len(pods) == 9
     for dag_id, task_id, pod in pods:
         where = f"{dag_id}.{task_id}"
-        assert pod["spec"]["nodeSelector"] == AKS_SELECTOR, where
+        assert pod["spec"]["nodeSelector"] == AKS_NODE_SELECTOR, where
         assert pod["spec"]["tolerations"] == AKS_TOLERATIONS, where
         assert pod["metadata"]["namespace"] == NAMESPACE, where
 
