@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.adapters.kube import Event, Node, ServerVersion, describe, resource_path, secret_token
+from sandbox.adapters.kube import Event, KubeApi, Node, ServerVersion, describe, resource_path
 from sandbox.core.kind_config import NodeSpec, Taint
 from sandbox.errors import CommandFailed, KubeApiError
 from sandbox.proc import Completed
@@ -228,15 +228,8 @@ class FakeKube:
         self.requests.append(("DELETE", describe(manifest)))
         self.objects.pop(resource_path(manifest), None)
 
-    def service_account_token(self, namespace: str, secret_name: str) -> str | None:
-        secret = self.get(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": secret_name, "namespace": namespace},
-            }
-        )
-        return secret_token(secret) if secret else None
+    # The real lookup (a GET of the token Secret), run against this fake's get().
+    service_account_token = KubeApi.service_account_token
 
     def server_ca_data(self) -> str:
         return self.ca_data

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.adapters.runtime import Runtime
-from sandbox.errors import CommandFailed, PrerequisiteError, SandboxError, ToolMissing
+from sandbox.errors import PrerequisiteError, SandboxError, ToolMissing
 from sandbox.proc import Completed, run
 
 Runner = Callable[..., Completed]
@@ -285,9 +285,3 @@ class Compose:
             return [s.container for s in self.ps() if s.state == "running" and s.has_healthcheck]
         except SandboxError:
             return []
-
-
-def describe_failure(exc: CommandFailed) -> str:
-    """The last meaningful line of a failed compose call."""
-    lines = [line.strip() for line in (exc.stderr or "").splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit code {exc.returncode}"
