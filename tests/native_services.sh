@@ -10,9 +10,15 @@ start)
   pg_isready -h 127.0.0.1
   su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='sandbox'\"" | grep -q 1 ||
     su postgres -c "psql -qc \"CREATE ROLE sandbox LOGIN SUPERUSER PASSWORD 'sandbox'\""
-  if ! rabbitmqctl -q status >/dev/null 2>&1; then
-    rabbitmq-server -detached
-  fi
+  # `-detached` returns before the node registers with epmd, and `await_startup` fails at once on
+  # an unregistered node: start only when no broker VM runs, then poll `ping` (60 s) before waiting.
+  pgrep -u rabbitmq -f 'beam.*-s rabbit' >/dev/null || rabbitmq-server -detached
+  for _ in $(seq 1 120); do rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 0.5; done
+  rabbitmqctl -q ping >/dev/null 2>&1 || {
+    echo "RabbitMQ did not start within 60 s; its log ends with:" >&2
+    tail -n 20 /var/log/rabbitmq/rabbit@"$(hostname -s)".log >&2 || true
+    exit 1
+  }
   rabbitmqctl -q await_startup
   rabbitmqctl -q list_users | grep -q '^sandbox' || {
     rabbitmqctl -q add_user sandbox sandbox
