@@ -80,6 +80,9 @@ class Settings:
     name: str = "sandbox"
     dags_folder: Path = Path("sample_dags")
     images_folders: tuple[Path, ...] = (Path("sample_dags/images"),)
+    # Build arguments of every task image build (part of the content tag, so `up`, `build`, `lint`
+    # and the record agree); `--build-arg` adds to them for one command.
+    build_args: Mapping[str, str] = field(default_factory=dict, hash=False)
     kind_config: Path = Path("kind-config.yaml")
     compose_file: Path = Path("compose/docker-compose.yaml")
     state_dir: Path = Path(".sandbox")
@@ -206,6 +209,13 @@ def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
                 kwargs[key] = Path(value)
             elif key == "images_folders":
                 kwargs[key] = tuple(Path(v) for v in value)
+            elif key == "build_args":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(
+                        f"build_args must be a table of KEY = \"value\", not {value!r}",
+                        hint='write it as [build_args] with lines like BASE_IMAGE = "python:3.11-slim"',
+                    )
+                kwargs[key] = {str(k): str(v) for k, v in value.items()}
             elif key == "ports":
                 kwargs[key] = Ports(**{k: int(v) for k, v in value.items()})
             elif key == "timeouts":

@@ -90,6 +90,10 @@ class ImageBuildError(SandboxError):
     """A task image failed to build."""
 
 
+class ImageInUse(ImageBuildError):
+    """The engine refuses to remove an image a container still uses."""
+
+
 class DownloadError(SandboxError):
     """A pinned tool could not be downloaded or failed checksum verification."""
 

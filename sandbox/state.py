@@ -89,6 +89,11 @@ class StateDir:
         return self.path / "simple_auth_manager_passwords.json"
 
     @property
+    def built_images_file(self) -> Path:
+        """Every task image ref this sandbox built: what `sandbox prune` may remove from the engine."""
+        return self.path / "images-built.json"
+
+    @property
     def tools_dir(self) -> Path:
         return self.path / "tools"
 

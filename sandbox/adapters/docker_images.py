@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sandbox.errors import CommandFailed, ImageBuildError, PrerequisiteError
+from sandbox.errors import CommandFailed, ImageBuildError, ImageInUse, PrerequisiteError
 
 if TYPE_CHECKING:
     import docker
@@ -178,9 +178,12 @@ class DockerImages:
         return out
 
     def remove(self, reference: str) -> None:
+        """Untag/remove one image; gone already is fine, one a container uses is ImageInUse."""
         import docker
 
         try:
-            self.client.images.remove(reference, force=True)
+            self.client.images.remove(reference)
         except docker.errors.ImageNotFound:
             pass
+        except docker.errors.APIError as exc:
+            raise ImageInUse(f"cannot remove {short_name(reference)}: {exc.explanation or exc}") from exc

@@ -1,4 +1,4 @@
-"""`sandbox build`, `sandbox load`, `sandbox images`: task images tagged by content."""
+"""`sandbox build`, `load`, `images`, `prune`: task images tagged by content."""
 
 from __future__ import annotations
 
@@ -105,7 +105,36 @@ def list_images(
     console.out.print(table)
 
 
+def prune(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; remove nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    build_arg: list[str] = BUILD_ARGS,
+) -> None:
+    """Remove superseded task image tags from the engine and the kind nodes (current tags stay)."""
+    from dataclasses import asdict
+
+    from sandbox.core import images
+
+    settings = ctx.obj.settings()
+    client, kind = images.connect(settings)
+    result = images.prune(
+        settings, ctx.obj.reporter(), client, kind, names or None,
+        build_args=parse_build_args(build_arg), dry_run=dry_run,
+    )
+    if as_json:
+        console.out.print_json(json.dumps(asdict(result)))
+        return
+    verb = "would remove" if dry_run else "removed"
+    console.out.print(f"engine: {verb} {', '.join(result.engine) or 'nothing'}")
+    for node, refs in (result.nodes or {}).items():
+        console.out.print(f"{node}: {verb} {', '.join(refs) or 'nothing'}")
+    console.out.print(f"kept: {', '.join(result.kept)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("build")(build)
     app.command("load")(load)
     app.command("images")(list_images)
+    app.command("prune")(prune)

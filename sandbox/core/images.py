@@ -29,11 +29,12 @@ from sandbox.errors import (
     CommandFailed,
     ConfigError,
     ImageBuildError,
+    ImageInUse,
     PrerequisiteError,
     UsageError,
 )
 from sandbox.progress import Reporter
-from sandbox.state import StateDir
+from sandbox.state import StateDir, write_private
 
 LABEL_NAME = "sandbox.task-image"
 LABEL_HASH = "sandbox.context-hash"
@@ -52,6 +53,7 @@ _NEEDS_ARCHIVE = re.compile(
     r"content digest \S+ not found|image: \"[^\"]+\" not present locally", re.IGNORECASE
 )
 CRICTL_IMAGES = ("crictl", "images", "-o", "json")
+_TASK_TAG = re.compile(rf"^{re.escape(CANONICAL_PREFIX)}(?P<name>[^:/]+):(?P<tag>[0-9a-f]{{{TAG_LENGTH}}})$")
 
 
 class ImageEngine(Protocol):
@@ -74,6 +76,8 @@ class ImageEngine(Protocol):
 
     def exec(self, container: str, argv: Sequence[str]) -> str: ...
 
+    def remove(self, reference: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class TaskImage:
@@ -88,6 +92,7 @@ class TaskImage:
 class PlannedImage:
     image: TaskImage
     context_hash: str
+    build_args: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def name(self) -> str:
@@ -152,6 +157,20 @@ class ImageStatus:
 
 
 @dataclass(frozen=True)
+class PruneResult:
+    """Superseded task image tags removed (or, with dry_run, that would be)."""
+
+    kept: tuple[str, ...]  # the current refs, never removed
+    engine: tuple[str, ...]
+    nodes: Mapping[str, tuple[str, ...]] | None  # None: no cluster to prune
+    dry_run: bool
+
+    @property
+    def removed_any(self) -> bool:
+        return bool(self.engine) or any(self.nodes.values() if self.nodes else ())
+
+
+@dataclass(frozen=True)
 class UpResult:
     built: list[BuildResult] = field(default_factory=list)
     loaded: list[LoadResult] = field(default_factory=list)
@@ -202,16 +221,22 @@ def select(images: Sequence[TaskImage], names: Sequence[str] | None) -> list[Tas
     return [by_name[name] for name in dict.fromkeys(names)]
 
 
+def build_args_for(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """sandbox.toml's [build_args], with one command's `--build-arg` values on top."""
+    return {**settings.build_args, **(extra or {})}
+
+
 def plan(image: TaskImage, build_args: Mapping[str, str] | None = None) -> PlannedImage:
+    args = dict(build_args or {})
     try:
         entries = context_entries(image.context, image.dockerfile)
-        digest = context_hash(entries, dockerfile=image.dockerfile, build_args=build_args or {})
+        digest = context_hash(entries, dockerfile=image.dockerfile, build_args=args)
     except OSError as exc:
         raise ConfigError(
             f"cannot read the build context of task image {image.name!r}: {exc}",
             hint=f"make the file readable or exclude it in {image.context / '.dockerignore'}",
         ) from exc
-    return PlannedImage(image, digest)
+    return PlannedImage(image, digest, args)
 
 
 def labels_for(planned: PlannedImage) -> dict[str, str]:
@@ -326,6 +351,34 @@ def write_record(settings: Settings, results: Sequence[BuildResult], known: Sequ
     return path
 
 
+def read_built(settings: Settings) -> dict[str, list[str]]:
+    """name -> every ref of it this sandbox built, oldest first (state dir, not the DAG folder)."""
+    path = StateDir(settings.state_dir).built_images_file
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    images = data.get("images") if isinstance(data, dict) else None
+    return {str(k): [str(r) for r in v] for k, v in (images or {}).items() if isinstance(v, list)}
+
+
+def _write_built(settings: Settings, built: Mapping[str, Sequence[str]]) -> None:
+    state = StateDir(settings.state_dir)
+    state.ensure()
+    body = {"version": 1, "images": {k: list(v) for k, v in sorted(built.items()) if v}}
+    write_private(state.built_images_file, json.dumps(body, indent=2) + "\n")
+
+
+def remember_built(settings: Settings, refs: Sequence[str]) -> None:
+    built = read_built(settings)
+    for ref in refs:
+        name = ref.partition(":")[0]
+        history = built.setdefault(name, [])
+        if ref not in history:
+            history.append(ref)
+    _write_built(settings, built)
+
+
 # --- build -----------------------------------------------------------------------------------
 
 
@@ -339,7 +392,8 @@ def _planned(
             f"no task images found under {folders}",
             hint="add a folder with a Dockerfile there (its name is the image name)",
         )
-    return [plan(image, build_args) for image in select(images, names)], [i.name for i in images]
+    args = build_args_for(settings, build_args)
+    return [plan(image, args) for image in select(images, names)], [i.name for i in images]
 
 
 def _trimmed(lines: Sequence[str]) -> list[str]:
@@ -355,9 +409,7 @@ def _reason(error: str) -> str:
     return match.group(1) if match else error
 
 
-def _build_one(
-    planned: PlannedImage, reporter: Reporter, client: ImageEngine, build_args: Mapping[str, str]
-) -> BuildResult:
+def _build_one(planned: PlannedImage, reporter: Reporter, client: ImageEngine) -> BuildResult:
     existing = client.inspect(planned.canonical_ref)
     if existing is not None:
         reporter.info(f"{planned.ref} is up to date (context unchanged)")
@@ -374,7 +426,7 @@ def _build_one(
                 context,
                 tag=planned.canonical_ref,
                 dockerfile=image.dockerfile,
-                build_args=build_args,
+                build_args=planned.build_args,
                 labels=labels_for(planned),
                 on_line=reporter.output,
             )
@@ -407,7 +459,7 @@ def build(
 ) -> list[BuildResult]:
     """Build every selected image whose content tag does not exist yet; record the tags."""
     planned, known = _planned(settings, names, build_args)
-    return _build_planned(settings, reporter, client, planned, known, build_args or {})
+    return _build_planned(settings, reporter, client, planned, known)
 
 
 def _build_planned(
@@ -416,15 +468,15 @@ def _build_planned(
     client: ImageEngine,
     planned: Sequence[PlannedImage],
     known: Sequence[str],
-    build_args: Mapping[str, str],
 ) -> list[BuildResult]:
     results: list[BuildResult] = []
     try:
         for item in planned:
-            results.append(_build_one(item, reporter, client, build_args))
+            results.append(_build_one(item, reporter, client))
     finally:
         if results:
             write_record(settings, results, known)
+            remember_built(settings, [r.ref for r in results])
     return results
 
 
@@ -529,6 +581,89 @@ def _load_planned(
     return results
 
 
+# --- prune -----------------------------------------------------------------------------------
+
+
+def superseded_on_node(inventory: Sequence[NodeImage], current: Mapping[str, str]) -> list[NodeImage]:
+    """Node images tagged only with content tags of known task images, none of them current.
+
+    `current` maps image name to its canonical ref. An image carrying any other tag (a user's, a
+    system image) is never a candidate, so only what `sandbox load` put there can go.
+    """
+    stale: list[NodeImage] = []
+    for image in inventory:
+        matches = [_TASK_TAG.match(tag) for tag in image.repo_tags]
+        if not image.repo_tags or not all(matches):
+            continue
+        names = {m.group("name") for m in matches if m}
+        if names <= current.keys() and not set(image.repo_tags) & set(current.values()):
+            stale.append(image)
+    return stale
+
+
+def prune(
+    settings: Settings,
+    reporter: Reporter,
+    client: ImageEngine,
+    kind: KindCli | None,
+    names: Sequence[str] | None = None,
+    *,
+    build_args: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Remove the task image tags the current sources no longer produce, locally and on nodes.
+
+    Locally only refs this sandbox recorded building go (another project's images share the
+    engine); on the nodes, which belong to this sandbox's cluster, any superseded content tag of
+    a known task image goes. The current tags always stay.
+    """
+    planned, _ = _planned(settings, names, build_args)
+    current = {p.name: p.canonical_ref for p in planned}
+    built = read_built(settings)
+    engine_removed: list[str] = []
+    for name in current:
+        remaining: list[str] = []
+        for ref in built.get(name, []):
+            if CANONICAL_PREFIX + ref == current[name]:
+                remaining.append(ref)
+            elif client.inspect(CANONICAL_PREFIX + ref) is not None:
+                if dry_run:
+                    remaining.append(ref)
+                else:
+                    try:
+                        client.remove(CANONICAL_PREFIX + ref)
+                    except ImageInUse as exc:
+                        reporter.info(f"kept {ref}: {exc}")
+                        remaining.append(ref)
+                        continue
+                engine_removed.append(ref)
+        if name in built:
+            built[name] = remaining
+    if not dry_run:
+        _write_built(settings, built)
+    nodes_removed: dict[str, tuple[str, ...]] | None = None
+    nodes: list[str] = []
+    if kind is not None:
+        try:
+            nodes = kind.nodes(settings.cluster_name)
+        except (CommandFailed, PrerequisiteError, ClusterError):
+            nodes = []
+    if nodes:
+        nodes_removed = {}
+        for node in nodes:
+            stale = superseded_on_node(node_inventory(client, node), current)
+            if stale and not dry_run:
+                with reporter.step(f"remove {len(stale)} superseded image(s) from {node}"):
+                    client.exec(node, ["crictl", "rmi", *(image.id for image in stale)])
+            nodes_removed[node] = tuple(
+                sorted(tag.removeprefix(CANONICAL_PREFIX) for image in stale for tag in image.repo_tags)
+            )
+    else:
+        reporter.info(f"no running cluster {settings.cluster_name!r}: only local images pruned")
+    kept = tuple(ref.removeprefix(CANONICAL_PREFIX) for ref in current.values())
+    return PruneResult(kept, tuple(engine_removed), nodes_removed, dry_run)
+
+
 # --- `sandbox up` and `sandbox images` -------------------------------------------------------
 
 
@@ -561,7 +696,7 @@ def build_and_load(
         reporter.info("no task images to build")
         return UpResult()
     planned, known = _planned(settings, names, build_args)
-    built = _build_planned(settings, reporter, client, planned, known, build_args or {})
+    built = _build_planned(settings, reporter, client, planned, known)
     return UpResult(built, _load_planned(settings, reporter, client, kind, planned))
 
 
@@ -574,7 +709,8 @@ def status(
     build_args: Mapping[str, str] | None = None,
 ) -> list[ImageStatus]:
     """Each task image's current tag, whether it is built, and which nodes hold it."""
-    planned = [plan(image, build_args) for image in select(discover(settings), names)]
+    args = build_args_for(settings, build_args)
+    planned = [plan(image, args) for image in select(discover(settings), names)]
     inventory: dict[str, list[NodeImage]] | None = None
     if kind is not None:
         try:

@@ -280,7 +280,8 @@ def planned_images(settings: Settings) -> dict[str, str]:
     """name -> `name:<context hash>` for every task image, computed without building."""
     from sandbox.core import images
 
-    return {i.name: images.plan(i).ref for i in images.discover(settings)}
+    args = images.build_args_for(settings)
+    return {i.name: images.plan(i, args).ref for i in images.discover(settings)}
 
 
 def _relative(path: str | None, folder: Path) -> str:

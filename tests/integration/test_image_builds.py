@@ -65,7 +65,7 @@ def _remove_test_images(client: DockerImages) -> None:
         removed = 0
         for image in sorted(ours, key=lambda i: not i.tags):
             try:
-                client.remove(image.id)
+                client.client.images.remove(image.id, force=True)
                 removed += 1
             except Exception:  # a parent of a not-yet-removed child: next round
                 continue
@@ -188,3 +188,38 @@ def test_exec_runs_in_a_node_container(engine: DockerImages) -> None:
             engine.exec(container.name, ["sh", "-c", "echo nope >&2; exit 2"])
     finally:
         container.kill()
+
+
+def test_prune_removes_only_superseded_tags_this_sandbox_built(engine: DockerImages, tmp_path: Path) -> None:
+    """Build args come from sandbox.toml (no --build-arg anywhere), a source change supersedes
+    the first tag, and `sandbox prune` removes exactly that one: the current tag and a tag this
+    sandbox never built (another project's, on the same engine) stay."""
+    name = f"{PREFIX}prune"
+    settings, context = make_project(tmp_path, name)
+    (tmp_path / "sandbox.toml").write_text(f'[build_args]\nBASE_IMAGE = "{BASE}"\n')
+    assert _cli(tmp_path, "build").returncode == 0
+    old = json.loads((settings.dags_folder / ".sandbox-images.json").read_text())["images"][name]["image"]
+    (context / "app" / "__main__.py").write_text("print('hello v2')\n")
+    assert _cli(tmp_path, "build").returncode == 0
+    current = json.loads((settings.dags_folder / ".sandbox-images.json").read_text())["images"][name]["image"]
+    assert current != old
+    foreign = f"{name}:{'0' * 12}"
+    engine.client.images.get(images.CANONICAL_PREFIX + old).tag(images.CANONICAL_PREFIX + foreign)
+
+    dry = _cli(tmp_path, "prune", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["engine"] == [old]
+    assert engine.inspect(images.CANONICAL_PREFIX + old) is not None
+
+    pruned = _cli(tmp_path, "prune", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    body = json.loads(pruned.stdout)
+    assert (body["engine"], body["kept"], body["nodes"]) == ([old], [current], None)
+    assert engine.inspect(images.CANONICAL_PREFIX + old) is None
+    assert engine.inspect(images.CANONICAL_PREFIX + current) is not None
+    assert engine.inspect(images.CANONICAL_PREFIX + foreign) is not None
+
+    again = _cli(tmp_path, "prune")
+    assert again.returncode == 0 and "engine: removed nothing" in again.stdout
+    [row] = json.loads(_cli(tmp_path, "images", "--json").stdout)
+    assert row["ref"] == current and row["built"]

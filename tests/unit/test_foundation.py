@@ -34,6 +34,15 @@ def test_settings_reject_unknown_keys_and_values(tmp_path: Path) -> None:
     (tmp_path / "sandbox.toml").write_text('profile = "aci-v3"\n')
     with pytest.raises(ConfigError, match="unknown profile"):
         load_settings(tmp_path, environ={})
+    (tmp_path / "sandbox.toml").write_text('build_args = "BASE_IMAGE=python:3.12"\n')
+    with pytest.raises(ConfigError, match="build_args must be a table"):
+        load_settings(tmp_path, environ={})
+
+
+def test_build_args_table_merges_with_flags(tmp_path: Path) -> None:
+    (tmp_path / "sandbox.toml").write_text('[build_args]\nBASE_IMAGE = "python:3.11-slim"\nJOBS = 4\n')
+    settings = load_settings(tmp_path, environ={}, overrides={"build_args": {"JOBS": "8"}})
+    assert settings.build_args == {"BASE_IMAGE": "python:3.11-slim", "JOBS": "8"}
 
 
 def test_airflow_version_is_the_pyproject_pin(repo: Path) -> None:
@@ -162,3 +171,4 @@ def test_readme_settings_example_is_valid(repo: Path, tmp_path: Path) -> None:
     (tmp_path / "sandbox.toml").write_text(example)
     settings = load_settings(tmp_path, environ={})
     assert settings.profile == "aci-v1" and settings.ports.azurite_blob == 10000
+    assert settings.build_args == {"BASE_IMAGE": "python:3.12-slim"}

@@ -48,6 +48,7 @@ class NodeEngine:
         self.nodes = dict(nodes)
         self.saved: list[tuple[str, Path]] = []
         self.execs: list[tuple[str, tuple[str, ...]]] = []
+        self.removed: list[str] = []
 
     def inspect(self, reference: str) -> ImageInfo | None:
         return self.local.get(reference)
@@ -64,6 +65,10 @@ class NodeEngine:
         if container not in self.nodes:
             raise CommandFailed(["exec", container, *argv], -1, f"no container {container}")
         return self.nodes[container]
+
+    def remove(self, reference: str) -> None:
+        self.removed.append(reference)
+        self.local.pop(reference, None)
 
     def put(self, node: str, reference: str, image_id: str) -> None:
         """What `ctr images import` does to the node's list, in crictl's own format."""
@@ -338,6 +343,94 @@ def test_status_lists_tag_size_and_nodes(tmp_path: Path) -> None:
     assert (row.name, row.ref, row.built, row.size, row.nodes) == ("recommend", item.ref, True, 152_000_000, ("sbx-worker2",))
     no_kind = KindCli(runner=RecordingRunner().on(r"^kind", fail("No kind clusters found.")))
     assert images.status(settings, engine, no_kind)[0].nodes is None
+
+
+# --- prune -----------------------------------------------------------------------------------
+
+
+def _node(id_: str, *tags: str) -> images.NodeImage:
+    return images.NodeImage(id_, tags, (), 1)
+
+
+def test_only_images_tagged_solely_with_superseded_content_tags_are_stale_on_a_node() -> None:
+    current = {"recommend": "docker.io/library/recommend:3f2a9c1b7d4e"}
+    system = images.parse_crictl_images(fixture("images-fresh-node.json"))
+    old = _node("sha256:01", "docker.io/library/recommend:0123456789ab")
+    inventory = [
+        *system,
+        old,
+        _node("sha256:02", "docker.io/library/recommend:3f2a9c1b7d4e"),  # current
+        _node("sha256:03", "docker.io/library/recommend:0123456789ab", "docker.io/library/recommend:3f2a9c1b7d4e"),
+        _node("sha256:04", "docker.io/library/recommend:dev"),  # a user's own tag
+        _node("sha256:05", "docker.io/library/recommend:aaaaaaaaaaaa", "docker.io/me/recommend:1"),
+        _node("sha256:06", "docker.io/library/other:0123456789ab"),  # not a task image here
+        _node("sha256:07"),  # untagged
+    ]
+    assert images.superseded_on_node(inventory, current) == [old]
+
+
+def _prune_setup(tmp_path: Path) -> tuple[Settings, images.PlannedImage, NodeEngine, KindCli, str]:
+    settings = project(tmp_path, "recommend")
+    item = planned(settings, "recommend")
+    old_ref = "recommend:0123456789ab"
+    engine = NodeEngine(
+        {
+            item.canonical_ref: ImageInfo("sha256:" + "ab" * 32, (item.ref,), 1, ""),
+            images.CANONICAL_PREFIX + old_ref: ImageInfo("sha256:" + "cd" * 32, (old_ref,), 1, ""),
+            # built by another project on the same engine: never in this sandbox's history
+            "docker.io/library/recommend:fedcba987654": ImageInfo("sha256:" + "ef" * 32, (), 1, ""),
+        },
+        {node: fixture("images-fresh-node.json") for node in NODES},
+    )
+    for node in WORKERS:
+        engine.put(node, images.CANONICAL_PREFIX + old_ref, "sha256:" + "cd" * 32)
+    engine.put("sbx-worker", item.canonical_ref, "sha256:" + "ab" * 32)
+    images.remember_built(settings, [old_ref, item.ref, "gone:0123456789ab"])
+    runner = RecordingRunner(strict=True).on(r"^kind get nodes --name sbx$", ok("\n".join(NODES)))
+    return settings, item, engine, KindCli(runner=runner), old_ref
+
+
+def test_prune_removes_superseded_tags_locally_and_from_every_node(tmp_path: Path) -> None:
+    settings, item, engine, kind, old_ref = _prune_setup(tmp_path)
+    result = images.prune(settings, SilentReporter(), engine, kind)
+    assert engine.removed == [images.CANONICAL_PREFIX + old_ref]
+    rmi = [(node, argv) for node, argv in engine.execs if argv[:2] == ("crictl", "rmi")]
+    assert rmi == [(node, ("crictl", "rmi", "sha256:" + "cd" * 32)) for node in WORKERS]
+    assert result.engine == (old_ref,) and result.kept == (item.ref,)
+    assert result.nodes == {"sbx-control-plane": (), "sbx-worker": (old_ref,), "sbx-worker2": (old_ref,)}
+    # the history forgets what went; a folder that is gone is not this command's business
+    assert images.read_built(settings) == {"recommend": [item.ref], "gone": ["gone:0123456789ab"]}
+    assert stat.S_IMODE(settings.state_dir.joinpath("images-built.json").stat().st_mode) == 0o600
+
+
+def test_prune_dry_run_removes_nothing(tmp_path: Path) -> None:
+    settings, _, engine, kind, old_ref = _prune_setup(tmp_path)
+    before = images.read_built(settings)
+    result = images.prune(settings, SilentReporter(), engine, kind, dry_run=True)
+    assert result.engine == (old_ref,) and result.nodes and result.nodes["sbx-worker2"] == (old_ref,)
+    assert engine.removed == [] and not any(argv[1] == "rmi" for _, argv in engine.execs)
+    assert images.read_built(settings) == before
+
+
+def test_prune_without_a_cluster_prunes_the_engine_only(tmp_path: Path) -> None:
+    settings, _, engine, _, old_ref = _prune_setup(tmp_path)
+    no_kind = KindCli(runner=RecordingRunner().on(r"^kind", fail("No kind clusters found.")))
+    reporter = SilentReporter()
+    result = images.prune(settings, reporter, engine, no_kind)
+    assert result.nodes is None and result.engine == (old_ref,) and engine.execs == []
+    assert any("only local images pruned" in line for line in reporter.messages)
+
+
+def test_build_args_come_from_settings_and_flags_add_to_them(tmp_path: Path) -> None:
+    settings = project(tmp_path, "recommend")
+    configured = Settings(
+        project_dir=tmp_path, name="sbx", images_folders=settings.images_folders,
+        build_args={"BASE_IMAGE": "a", "PIP_INDEX": "x"},
+    )
+    assert images.build_args_for(configured, {"BASE_IMAGE": "b"}) == {"BASE_IMAGE": "b", "PIP_INDEX": "x"}
+    image = images.discover(settings)[0]
+    [row] = images.status(configured, NodeEngine({}, {}), None)
+    assert row.ref == images.plan(image, {"BASE_IMAGE": "a", "PIP_INDEX": "x"}).ref != planned(settings, "recommend").ref
 
 
 # --- CLI helpers -----------------------------------------------------------------------------
