@@ -21,7 +21,7 @@ from sandbox.airflow_config import airflow_env, compose_topology, render_env_fil
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Settings, airflow_image
 from sandbox.core import blob
 from sandbox.core.doctor import Report, diagnose, require_healthy
-from sandbox.errors import CommandFailed, PrerequisiteError, SandboxError, StackError, WaitTimeout
+from sandbox.errors import CommandFailed, ConfigError, PrerequisiteError, SandboxError, StackError, WaitTimeout
 from sandbox.progress import Reporter, SilentReporter
 from sandbox.proc import Completed, run
 from sandbox.state import ADMIN_USER, Secrets, StateDir, write_private
@@ -54,9 +54,34 @@ def read_mode(state: StateDir) -> Mode | None:
     return mode if mode in ("full", "stack-only") else None
 
 
-def write_mode(state: StateDir, mode: Mode) -> None:
-    if read_mode(state) != mode:
-        write_private(record_path(state), json.dumps({"mode": mode}))
+def _record(state: StateDir) -> dict[str, Any]:
+    try:
+        data = json.loads(record_path(state).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_mode(state: StateDir, mode: Mode, name: str) -> None:
+    wanted = {"mode": mode, "name": name}
+    if _record(state) != wanted:
+        write_private(record_path(state), json.dumps(wanted))
+
+
+def check_not_renamed(settings: Settings, state: StateDir) -> None:
+    """Refuse to act under a new `name` while containers or a cluster of the old one exist here:
+    `up` would start a second sandbox beside them, `down` would stop nothing and lose track."""
+    from sandbox.core.cluster import read_record
+
+    cluster = read_record(state)
+    recorded = {_record(state).get("name"), cluster.name if cluster else None} - {None}
+    old = sorted(str(n) for n in recorded if n != settings.name)
+    if old:
+        raise ConfigError(
+            f"this project's sandbox runs as {old[0]!r}, but the configured name is now {settings.name!r}",
+            hint=f"stop the old one first: `SANDBOX_NAME={old[0]} sandbox down` (its data stays unless "
+            f"--purge), then `sandbox up`; or set name back to {old[0]!r}",
+        )
 
 
 # --- compose inputs (pure) -----------------------------------------------------------------
@@ -204,6 +229,7 @@ def up(settings: Settings, reporter: Reporter, *, stack_only: bool = False, adap
     state = StateDir(settings.state_dir)
     mode: Mode = "stack-only" if stack_only else "full"
     with state.lock("up"):
+        check_not_renamed(settings, state)
         with reporter.step("check prerequisites"):
             adapters = adapters or connect(settings)
             report = adapters.doctor(
@@ -221,7 +247,7 @@ def up(settings: Settings, reporter: Reporter, *, stack_only: bool = False, adap
                 reporter.info(f"switching to --stack-only: cluster {settings.cluster_name} is left as it is (`sandbox down` removes it)")
         else:
             kind = _ensure_cluster_side(settings, state, reporter, adapters)
-        write_mode(state, mode)
+        write_mode(state, mode, settings.name)
         services = ensure_stack(settings, state, reporter, adapters, mode)
         images = None
         if not stack_only:
@@ -410,6 +436,7 @@ def down(settings: Settings, reporter: Reporter, *, purge: bool = False, adapter
     state = StateDir(settings.state_dir)
     removed: list[str] = []
     with state.lock("down"):
+        check_not_renamed(settings, state)
         mode = read_mode(state)
         adapters = adapters or connect(settings)
         if state.compose_env_file.exists():

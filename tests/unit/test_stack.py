@@ -26,7 +26,7 @@ from sandbox.config import Ports, Settings, Timeouts
 from sandbox.core import stack
 from sandbox.core.doctor import diagnose
 from sandbox.core.kind_config import declared_nodes
-from sandbox.errors import ClusterError, LockHeld, PrerequisiteError, StackError
+from sandbox.errors import ClusterError, ConfigError, LockHeld, PrerequisiteError, StackError
 from sandbox.progress import SilentReporter
 from sandbox.proc import Completed
 from sandbox.state import StateDir
@@ -362,6 +362,25 @@ def test_down_keeps_data_and_purge_removes_everything(rig: Rig) -> None:
     assert lines[0] == down_argv(V2, rig.project, volumes=True)
     assert any(argv[:3] == ["kind", "delete", "cluster"] for argv in lines)
     assert not state.path.exists() and result.purged
+
+
+def test_a_renamed_sandbox_is_refused_until_the_old_one_is_down(rig: Rig) -> None:
+    """Changing `name` while the old cluster and containers run would orphan them: up and down
+    refuse, naming the old name and the command that stops it; after that, the rename goes."""
+    import dataclasses
+
+    rig.up()
+    renamed = dataclasses.replace(rig.settings, name="other")
+    state = StateDir(rig.settings.state_dir)
+    before = len(rig.runner.calls)
+    for action in (lambda: stack.up(renamed, SilentReporter(), adapters=rig.adapters),
+                   lambda: stack.down(renamed, SilentReporter(), adapters=rig.adapters)):
+        with pytest.raises(ConfigError, match="runs as 'demo', but the configured name is now 'other'") as err:
+            action()
+        assert "SANDBOX_NAME=demo sandbox down" in (err.value.hint or "")
+    assert len(rig.runner.calls) == before  # nothing was touched
+    stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
+    stack.check_not_renamed(renamed, state)  # the old one is down: renaming is fine now
 
 
 def test_status_shape_and_health(rig: Rig) -> None:
