@@ -7,6 +7,7 @@ Podman reports unqualified names with a `localhost/` prefix; `short_name` normal
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,21 @@ def short_name(reference: str) -> str:
         if reference.startswith(prefix):
             return reference[len(prefix) :]
     return reference
+
+
+# The Engine API takes `platform` on image save from 1.48 (Docker 28); podman's compat API says 1.41.
+SAVE_PLATFORM_API = (1, 48)
+
+
+def save_params(api_version: str, arch: str) -> dict[str, str]:
+    """Query parameters of GET /images/{name}/get: the engine's own linux platform where supported."""
+    try:
+        version = tuple(int(part) for part in api_version.split(".")[:2])
+    except ValueError:
+        return {}
+    if version < SAVE_PLATFORM_API or not arch:
+        return {}
+    return {"platform": json.dumps({"os": "linux", "architecture": arch})}
 
 
 @dataclass(frozen=True)
@@ -156,11 +172,22 @@ class DockerImages:
         return image_id
 
     def save(self, reference: str, destination: Path) -> None:
-        """`docker save` into a file (the input of `kind load image-archive`)."""
-        image = self.client.images.get(reference)
-        with open(destination, "wb") as handle:
-            for chunk in image.save(chunk_size=1 << 20, named=True):
-                handle.write(chunk)
+        """`docker save --platform <the engine's>` into a file (the input of `kind load
+        image-archive`). One platform is what kind's documented workaround for Docker's containerd
+        image store does: a whole multi-platform index names blobs that were never pulled.
+        docker-py has no platform argument, so this is its own `get_image` plus the parameter."""
+        import docker
+
+        api = self.client.api
+        version = api.version()
+        params = save_params(str(version.get("ApiVersion", "")), str(version.get("Arch", "")))
+        try:
+            response = api._get(api._url("/images/{0}/get", reference), params=params, stream=True)
+            with open(destination, "wb") as handle:
+                for chunk in api._stream_raw_result(response, 1 << 20, False):
+                    handle.write(chunk)
+        except docker.errors.APIError as exc:
+            raise ImageBuildError(f"cannot save {short_name(reference)}: {exc.explanation or exc}") from exc
 
     def exec(self, container: str, argv: Sequence[str]) -> str:
         """Run argv inside a running container (a kind node); stdout, or CommandFailed."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakes import RecordingRunner, fail, ok
 
-from sandbox.adapters.docker_images import ImageInfo, short_name
+from sandbox.adapters.docker_images import ImageInfo, save_params, short_name
 from sandbox.adapters.kind import KindCli
 from sandbox.cli.images import human_size, parse_build_args
 from sandbox.config import Settings
@@ -230,6 +230,15 @@ def test_which_kind_load_failures_an_archive_gets_around() -> None:
     # kind runs `docker save`; with podman's images that docker cannot see:
     assert images.needs_archive(CommandFailed(["kind"], 1, 'ERROR: image: "docker.io/library/x:1" not present locally'))
     assert not images.needs_archive(CommandFailed(["kind"], 1, 'ERROR: no nodes found for cluster "sbx"'))
+
+
+def test_the_archive_is_saved_for_the_engines_platform_where_the_api_takes_one() -> None:
+    """kind's documented workaround for the containerd image store is `docker image save
+    --platform`; the Engine API takes the parameter from 1.48, podman's compat API says 1.41."""
+    assert save_params("1.51", "arm64") == {"platform": '{"os": "linux", "architecture": "arm64"}'}
+    assert save_params("1.48", "amd64") == {"platform": '{"os": "linux", "architecture": "amd64"}'}
+    assert save_params("1.47", "amd64") == {} and save_params("1.41", "amd64") == {}
+    assert save_params("", "amd64") == {} and save_params("1.50", "") == {}
 
 
 # --- load ------------------------------------------------------------------------------------
