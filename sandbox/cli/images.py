@@ -16,6 +16,8 @@ BUILD_ARGS = typer.Option(
     show_default=False,
 )
 
+AS_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
 
 def parse_build_args(values: Sequence[str] | None) -> dict[str, str]:
     args: dict[str, str] = {}
@@ -81,7 +83,7 @@ def load(
 def list_images(
     ctx: typer.Context,
     names: list[str] = NAMES,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = AS_JSON,
     build_arg: list[str] = BUILD_ARGS,
 ) -> None:
     """Task images: name, tag, size, built at, and the nodes holding them."""
@@ -109,7 +111,7 @@ def prune(
     ctx: typer.Context,
     names: list[str] = NAMES,
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; remove nothing."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = AS_JSON,
     build_arg: list[str] = BUILD_ARGS,
 ) -> None:
     """Remove superseded task image tags from the engine and the kind nodes (current tags stay)."""
