@@ -204,7 +204,7 @@ def test_prune_removes_only_superseded_tags_this_sandbox_built(engine: DockerIma
     current = json.loads((settings.dags_folder / ".sandbox-images.json").read_text())["images"][name]["image"]
     assert current != old
     foreign = f"{name}:{'0' * 12}"
-    engine.client.images.get(images.CANONICAL_PREFIX + old).tag(images.CANONICAL_PREFIX + foreign)
+    engine.client.images.get(images.CANONICAL_PREFIX + old).tag(images.CANONICAL_PREFIX + name, "0" * 12)
 
     dry = _cli(tmp_path, "prune", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
