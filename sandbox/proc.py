@@ -39,8 +39,10 @@ def run(
     check: bool = True,
     timeout: float | None = None,
     on_line: Callable[[str], None] | None = None,
+    inherit_stdio: bool = False,
 ) -> Completed:
-    """Run argv; with `on_line`, stream merged output line by line while it runs.
+    """Run argv; with `on_line`, stream merged output line by line while it runs; with
+    `inherit_stdio`, hand it this terminal (an interactive command; nothing is captured).
 
     `env` holds overrides on top of os.environ. Raises ToolMissing when the executable is
     absent and CommandFailed on a non-zero exit when `check` is true.
@@ -49,7 +51,10 @@ def run(
     log.debug("$ %s", command_line(argv, env))
     full_env = {**os.environ, **env} if env else None
     try:
-        if on_line is None:
+        if inherit_stdio:
+            attached = subprocess.run(argv, env=full_env, cwd=cwd, timeout=timeout)
+            result = Completed(argv, attached.returncode, "", "")
+        elif on_line is None:
             proc = subprocess.run(
                 argv,
                 env=full_env,

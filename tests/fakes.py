@@ -30,6 +30,7 @@ class Call:
     streamed: bool
     input: str | None = None
     cwd: str | None = None
+    attached: bool = False  # run with the terminal's stdio (inherit_stdio)
 
     @property
     def line(self) -> str:
@@ -69,10 +70,11 @@ class RecordingRunner:
         check: bool = True,
         timeout: float | None = None,
         on_line: Callable[[str], None] | None = None,
+        inherit_stdio: bool = False,
     ) -> Completed:
         argv = [str(a) for a in argv]
         self.calls.append(
-            Call(argv, dict(env) if env else None, on_line is not None, input, str(cwd) if cwd else None)
+            Call(argv, dict(env) if env else None, on_line is not None, input, str(cwd) if cwd else None, inherit_stdio)
         )
         line = " ".join(argv)
         for pattern, answers in self.script.items():

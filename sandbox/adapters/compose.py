@@ -202,6 +202,13 @@ def ps_argv(command: ComposeCommand, project: ComposeProject, runtime_cli: str) 
     return [runtime_cli, "ps", "--all", "--format", "json", "--filter", f"label={PROJECT_LABEL}={project.name}"]
 
 
+def exec_argv(
+    command: ComposeCommand, project: ComposeProject, service: str, argv: Sequence[str], *, tty: bool
+) -> list[str]:
+    """`compose exec`; without a terminal, -T (no pseudo-TTY) so output pipes cleanly."""
+    return [*command.argv, *project.global_args(), "exec", *([] if tty else ["-T"]), service, *argv]
+
+
 def health_argv(runtime_cli: str, container: str) -> list[str]:
     return [runtime_cli, "inspect", "--format", "{{json .State.Health}}", container]
 
@@ -266,6 +273,11 @@ class Compose:
 
     def follow_logs(self, services: Sequence[str], *, tail: int | None, on_line: Callable[[str], None]) -> None:
         self._run(logs_argv(self.command, self.project, services, tail=tail, follow=True), on_line=on_line, check=False)
+
+    def exec(self, service: str, argv: Sequence[str], *, tty: bool) -> int:
+        """Run argv in the service's running container on this terminal; its exit code."""
+        argv = exec_argv(self.command, self.project, service, argv, tty=tty)
+        return self._run(argv, check=False, inherit_stdio=True).returncode
 
     def last_health_probe(self, container: str) -> HealthProbe | None:
         """Why a healthcheck fails: its last exit code and output (None when unknown)."""

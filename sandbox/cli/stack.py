@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
     app.command("down")(down)
     app.command("status")(status)
     app.command("logs")(logs)
+    passthrough = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+    app.command("airflow", context_settings=passthrough)(airflow)  # `--help` goes to airflow
     app.command("doctor")(doctor)
     app.command("kubeconfig")(kubeconfig)
 
@@ -133,6 +135,22 @@ def logs(
         console.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
     stack.logs(settings, services or (), follow=follow, tail=tail, on_line=show)
+
+
+def airflow(ctx: typer.Context) -> None:
+    """Run the airflow CLI in the running scheduler container: `sandbox airflow dags list`."""
+    import sys
+
+    from sandbox.core import stack
+
+    if not ctx.args:
+        raise UsageError(
+            "no airflow command given",
+            hint="e.g. `sandbox airflow dags list` or `sandbox airflow tasks test DAG TASK 2021-12-01`",
+        )
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    code = stack.airflow_cli(ctx.obj.settings(), list(ctx.args), tty=tty)
+    raise typer.Exit(code)
 
 
 def doctor(

@@ -584,12 +584,7 @@ def logs(
     adapters: Adapters | None = None,
 ) -> None:
     """Print (or follow) the compose services' logs."""
-    state = StateDir(settings.state_dir)
-    mode = read_mode(state)
-    if mode is None or not state.compose_env_file.exists():
-        raise StackError("the sandbox is not up, so there are no logs to show", hint="run `sandbox up`")
-    adapters = adapters or connect(settings)
-    compose = adapters.compose(settings, mode)
+    compose = _compose_of_running_sandbox(settings, adapters, "there are no logs to show")
     known = list(dict.fromkeys([*compose.services(), "flower"]))
     unknown = [s for s in services if s not in known]
     if unknown:
@@ -601,3 +596,30 @@ def logs(
     else:
         for line in compose.logs(services, tail=tail).splitlines():
             on_line(line)
+
+
+def _compose_of_running_sandbox(settings: Settings, adapters: Adapters | None, what: str) -> Compose:
+    state = StateDir(settings.state_dir)
+    mode = read_mode(state)
+    if mode is None or not state.compose_env_file.exists():
+        raise StackError(f"the sandbox is not up, so {what}", hint="run `sandbox up`")
+    return (adapters or connect(settings)).compose(settings, mode)
+
+
+# --- the airflow CLI in the stack --------------------------------------------------------------
+
+# The scheduler has what most `airflow` commands need: the DAG folder, the database and, in full
+# mode, the kubeconfig (so `airflow tasks test` of a pod task reaches the cluster as in a run).
+AIRFLOW_CLI_SERVICE = "airflow-scheduler"
+
+
+def airflow_cli(settings: Settings, args: Sequence[str], *, tty: bool, adapters: Adapters | None = None) -> int:
+    """Run `airflow ARGS` in the running scheduler container; its exit code."""
+    compose = _compose_of_running_sandbox(settings, adapters, "there is no Airflow to run commands in")
+    running = {s.service for s in compose.ps() if s.state == "running"}
+    if AIRFLOW_CLI_SERVICE not in running:
+        raise StackError(
+            f"{AIRFLOW_CLI_SERVICE} is not running, so there is no Airflow to run commands in",
+            hint="run `sandbox up` (or `sandbox status` to see what is wrong)",
+        )
+    return compose.exec(AIRFLOW_CLI_SERVICE, ["airflow", *args], tty=tty)

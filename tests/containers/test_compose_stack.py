@@ -157,6 +157,17 @@ def test_run_dag_succeeds_through_the_containerised_scheduler_broker_and_worker(
     assert DAG_ID in worker_logs.stdout, output_of(worker_logs)
 
 
+def test_the_airflow_cli_runs_in_the_scheduler_container(project: Project) -> None:
+    """`sandbox airflow ...` passes through to the container's airflow CLI, exit code included."""
+    listed = project.sandbox("airflow", "dags", "list", "-o", "json", timeout=180)
+    assert listed.returncode == 0, output_of(listed)
+    # Airflow may log before the document (`[2026-...] {...} WARNING ...`): the JSON is the last line.
+    document = [line for line in listed.stdout.splitlines() if line.startswith("[{")][-1]
+    assert DAG_ID in {d["dag_id"] for d in json.loads(document)}
+    unknown = project.sandbox("airflow", "no-such-command", timeout=180)
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stdout + unknown.stderr  # argparse's
+
+
 def test_down_keeps_the_database_volume_and_up_finds_the_run_again(project: Project, docker_client: Any) -> None:
     result = project.sandbox("down", timeout=300)
     assert result.returncode == 0, output_of(result)

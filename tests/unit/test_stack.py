@@ -383,6 +383,25 @@ def test_a_renamed_sandbox_is_refused_until_the_old_one_is_down(rig: Rig) -> Non
     stack.check_not_renamed(renamed, state)  # the old one is down: renaming is fine now
 
 
+def test_airflow_cli_runs_in_the_scheduler_on_this_terminal(rig: Rig) -> None:
+    with pytest.raises(StackError, match="the sandbox is not up"):
+        stack.airflow_cli(rig.settings, ["dags", "list"], tty=False, adapters=rig.adapters)
+    rig.up()
+    rig.runner.on(r" exec ", fail("", returncode=3))  # a failing airflow command: its exit code, no exception
+    before = len(rig.runner.calls)
+    assert stack.airflow_cli(rig.settings, ["tasks", "test", "recommend", "rank", "2021-12-01"], tty=False, adapters=rig.adapters) == 3
+    [call] = [c for c in rig.runner.calls[before:] if " exec " in c.line]
+    assert call.argv[call.argv.index("exec"):] == [
+        "exec", "-T", "airflow-scheduler", "airflow", "tasks", "test", "recommend", "rank", "2021-12-01"
+    ]
+    assert call.argv[:2] == ["docker", "compose"] and call.attached
+    stack.airflow_cli(rig.settings, ["db", "shell"], tty=True, adapters=rig.adapters)
+    assert rig.runner.calls[-1].argv[rig.runner.calls[-1].argv.index("exec") + 1] == "airflow-scheduler"
+    rig.world.containers.pop("airflow-scheduler")
+    with pytest.raises(StackError, match="airflow-scheduler is not running"):
+        stack.airflow_cli(rig.settings, ["dags", "list"], tty=False, adapters=rig.adapters)
+
+
 def test_status_shape_and_health(rig: Rig) -> None:
     rig.up()
     rig.fresh_adapters()
