@@ -133,10 +133,14 @@ class ImportErrorRecord:
     filename: str
     bundle_name: str | None
     stack_trace: str
+    timestamp: datetime | None = None  # when the DAG processor last failed to import the file
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImportErrorRecord:
-        return cls(data["filename"], data.get("bundle_name"), data.get("stack_trace") or "")
+        return cls(
+            data["filename"], data.get("bundle_name"), data.get("stack_trace") or "",
+            parse_time(data.get("timestamp")),
+        )
 
 
 @dataclass(frozen=True)

@@ -339,6 +339,12 @@ def write_record(settings: Settings, results: Sequence[BuildResult], known: Sequ
     path = record_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"version": RECORD_VERSION, "images": dict(sorted(images.items()))}, indent=2)
+    try:
+        unchanged = path.read_text() == body + "\n"
+    except OSError:
+        unchanged = False
+    if unchanged:
+        return path
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sandbox-images.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -348,7 +354,24 @@ def write_record(settings: Settings, results: Sequence[BuildResult], known: Sequ
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    touch_record_readers(settings)
     return path
+
+
+def touch_record_readers(settings: Settings) -> list[Path]:
+    """Bump the mtime of the DAG files that call task_image(): the record is an input of theirs
+    the DAG processor cannot see. It re-parses a file when its mtime changes, and otherwise only
+    every min_file_process_interval (10 min here), so without this a DAG that failed to import
+    for want of an image would stay broken that long after `sandbox build`."""
+    touched: list[Path] = []
+    for path in sorted(settings.dags_folder.rglob("*.py")):
+        try:
+            if "task_image(" in path.read_text(errors="replace"):
+                os.utime(path)
+                touched.append(path)
+        except OSError:
+            continue  # unreadable or not ours to touch: it cannot be a DAG Airflow parses either
+    return touched
 
 
 def read_built(settings: Settings) -> dict[str, list[str]]:

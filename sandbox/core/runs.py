@@ -78,16 +78,20 @@ def _import_failed(dag_id: str, error: ImportErrorRecord) -> DagImportFailed:
     )
 
 
-def _edited_since_parsed(settings: Settings, dag: Dag) -> str | None:
-    """The DAG's file when it changed on disk after Airflow last parsed it (else None)."""
-    if dag.relative_fileloc is None or dag.last_parsed is None:
+def _changed_since(settings: Settings, relative: str | None, parsed: datetime | None) -> str | None:
+    """The DAG file when it changed on disk after Airflow last parsed it (else None)."""
+    if relative is None or parsed is None:
         return None
-    path = settings.dags_folder / dag.relative_fileloc
+    path = settings.dags_folder / relative
     try:
         modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     except OSError:
         return None
-    return dag.relative_fileloc if modified > dag.last_parsed else None
+    return relative if modified > parsed else None
+
+
+def _edited_since_parsed(settings: Settings, dag: Dag) -> str | None:
+    return _changed_since(settings, dag.relative_fileloc, dag.last_parsed)
 
 
 def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
@@ -96,7 +100,9 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
 
     An id no local file mentions fails at once (a typo should not wait for a timeout); an id
     some file mentions is waited for, because the DAG processor may not have read it yet. A file
-    saved after its last parse is waited for too, so the run uses the code on disk.
+    saved after its last parse is waited for too, so the run uses the code on disk, and so is
+    an import error older than its file (fixed, or touched by `sandbox build` when the image
+    record it reads changed): the DAG processor is about to parse it again.
     """
     files = _mentions(settings, dag_id)
 
@@ -105,6 +111,9 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
         errors = api.import_errors() if dag is None or dag.has_import_errors else []
         error = _import_error_for(errors, files, settings)
         if error is not None:
+            stale = _changed_since(settings, error.filename, error.timestamp)
+            if stale is not None:
+                raise NotReady(f"{stale} changed since its import error")
             raise _import_failed(dag_id, error)
         if dag is not None:
             edited = _edited_since_parsed(settings, dag)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.waiting import NotReady, wait_until
+from support import REPO
 
 
 def test_success_reports_every_task(sandbox) -> None:
@@ -140,3 +141,43 @@ def test_an_edited_dag_runs_its_new_code(sandbox, airflow_stack) -> None:
     second = sandbox.json("run-dag", "sbx_edit", "--date", "2021-12-02", "--no-lint")
     assert [t["task"] for t in first["tasks"]] == ["before"]
     assert [t["task"] for t in second["tasks"]] == ["after"]  # not the version parsed before
+
+
+def test_a_dag_that_failed_for_want_of_an_image_runs_once_the_build_records_it(sandbox, airflow_stack) -> None:
+    """The DAG helper reads the image record at parse time; a record written later must not leave
+    the DAG broken for min_file_process_interval (10 min): writing it touches the DAG files that
+    call task_image(), and run-dag waits for the re-parse of an import error older than its file."""
+    import shutil
+    import time
+
+    from sandbox.config import load_settings
+    from sandbox.core import images
+
+    folder = airflow_stack.dags_folder
+    shutil.copytree(REPO / "sample_dags" / "sandbox_tasks", folder / "sandbox_tasks",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / ".airflowignore").write_text("sandbox_tasks/\n")
+    dag = folder / "sbx_needs_image.py"
+    dag.write_text(
+        "from datetime import datetime\nfrom airflow.sdk import DAG, task\n"
+        "from sandbox_tasks import task_image\n\nIMAGE = task_image('sbxneeds')\n\n"
+        "with DAG('sbx_needs_image', schedule=None, start_date=datetime(2021, 1, 1)):\n"
+        "    @task\n    def show() -> str:\n        return IMAGE\n\n    show()\n"
+    )
+    settings = load_settings(airflow_stack.project_dir, environ={})
+    try:
+        missing = sandbox("run-dag", "sbx_needs_image", "--date", "2021-12-01", "--no-lint")
+        assert missing.returncode == 1 and "task image 'sbxneeds'" in " ".join(missing.stderr.split())
+        built = images.BuildResult(
+            "sbxneeds", "sbxneeds:0123456789ab", "sha256:" + "ab" * 32, "0123456789ab" + "0" * 52,
+            True, 0.0, 1, "2026-11-25T12:00:00Z",
+        )
+        images.write_record(settings, [built], ["sbxneeds"])
+        started = time.monotonic()
+        result = sandbox.json("run-dag", "sbx_needs_image", "--date", "2021-12-01", "--no-lint")
+        assert result["state"] == "success"
+        assert time.monotonic() - started < 90  # the re-parse, not the 600 s periodic one
+    finally:
+        for path in (dag, folder / ".airflowignore", images.record_path(settings)):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(folder / "sandbox_tasks", ignore_errors=True)

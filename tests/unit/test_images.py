@@ -354,6 +354,27 @@ def test_status_lists_tag_size_and_nodes(tmp_path: Path) -> None:
     assert images.status(settings, engine, no_kind)[0].nodes is None
 
 
+def test_a_changed_record_touches_the_dag_files_that_read_it_and_only_those(tmp_path: Path) -> None:
+    """The DAG processor re-parses a file when its mtime changes; the record is an input it
+    cannot see (proved end to end in tests/integration/test_run_dag.py)."""
+    import os
+
+    settings = project(tmp_path, "recommend")
+    reader = settings.dags_folder / "team" / "pipeline.py"
+    reader.parent.mkdir(parents=True)
+    reader.write_text("IMAGE = task_image('recommend')\n")
+    other = settings.dags_folder / "plain.py"
+    other.write_text("print('no images here')\n")
+    for path in (reader, other):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    result = images.BuildResult("recommend", "recommend:0123456789ab", "sha256:ab", "0123456789ab", True, 0.0, 1, "")
+    images.write_record(settings, [result], ["recommend"])
+    assert reader.stat().st_mtime > 1_000_000_000 and other.stat().st_mtime == 1_000_000_000
+    os.utime(reader, (1_000_000_000, 1_000_000_000))
+    images.write_record(settings, [result], ["recommend"])  # same content: nothing to re-parse
+    assert reader.stat().st_mtime == 1_000_000_000
+
+
 # --- prune -----------------------------------------------------------------------------------
 
 

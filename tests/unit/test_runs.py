@@ -80,6 +80,8 @@ def test_dag_ids_are_matched_to_local_files_and_their_import_errors(tmp_path: Pa
     errors = [ImportErrorRecord("other.py", "dags-folder", "x"), ImportErrorRecord("team/pipeline.py", "dags-folder", "tb")]
     assert _import_error_for(errors, files, settings) == errors[1]
     assert _import_error_for(errors[:1], files, settings) is None
+    recorded = ImportErrorRecord.from_json(json.loads((FIXTURES / "import_errors.json").read_text())["import_errors"][0])
+    assert recorded.timestamp == datetime(2026, 11, 25, 12, 36, 47, 231421, tzinfo=UTC)  # what staleness compares
 
 
 @pytest.mark.parametrize(
