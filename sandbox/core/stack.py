@@ -174,7 +174,7 @@ class Adapters:
         return self._kind
 
     def ensure_tool(self, name: str, settings: Settings, reporter: Reporter) -> str:
-        """The tool's path, downloading the pinned release when missing or too old."""
+        """The tool's path, downloading the pinned release when missing or of an unsupported version."""
         if self.tool is not None:
             return self.tool(name, settings, reporter)
         from sandbox.core.tools import ensure_tool

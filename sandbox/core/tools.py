@@ -1,4 +1,4 @@
-"""Pinned `kind` and `kubectl`: use the installed one when it is recent enough, otherwise download
+"""Pinned `kind` and `kubectl`: use the installed one when its version is supported, otherwise download
 the pinned release for this OS/arch into .sandbox/tools/, verified against its published SHA-256.
 
 The system PATH is never touched; callers use the returned path. Downloads use urllib from the
@@ -38,19 +38,23 @@ class ToolSpec:
     name: str
     version: str  # the pinned release, downloaded when needed
     minimum: str  # the oldest installed version the sandbox accepts
+    below: str  # the first installed version it no longer accepts
     base_url: str
     binary_path: str  # format fields: version, os, arch (relative to base_url)
     checksum_suffix: str  # the published checksum file next to the binary
 
 
 # The versions the sandbox supports, named here only. kind's node image in kind-config.yaml is
-# the one its release notes list for KIND's pinned version; kubectl stays within one minor
-# version of that node image's Kubernetes (v1.37).
+# the one its release notes list for kind's pinned version, and kind says to use a node image
+# built for the release in use: a newer kind on PATH is not used (its minor may change the node
+# image format), the pinned one is downloaded instead. kubectl stays within one minor version of
+# that node image's Kubernetes (v1.37): 1.36 to 1.38.
 TOOLS: dict[str, ToolSpec] = {
     "kind": ToolSpec(
         name="kind",
         version="0.33.0",
         minimum="0.33.0",
+        below="0.34.0",
         base_url="https://github.com/kubernetes-sigs/kind/releases/download",
         binary_path="v{version}/kind-{os}-{arch}",
         checksum_suffix=".sha256sum",
@@ -59,6 +63,7 @@ TOOLS: dict[str, ToolSpec] = {
         name="kubectl",
         version="1.37.0",
         minimum="1.36.0",
+        below="1.39.0",
         base_url="https://dl.k8s.io/release",
         binary_path="v{version}/bin/{os}/{arch}/kubectl",
         checksum_suffix=".sha256",
@@ -139,12 +144,12 @@ def tool_version(
 
 
 def supported(version: Version | None, tool: ToolSpec) -> bool:
-    minimum = parse_version(tool.minimum)
-    return version is not None and minimum is not None and version >= minimum
+    minimum, below = parse_version(tool.minimum), parse_version(tool.below)
+    return version is not None and minimum is not None and below is not None and minimum <= version < below
 
 
 def find_tool(name: str, settings: Settings, *, runner: Callable[..., Completed] = run) -> Path | None:
-    """A usable binary: the sandbox's downloaded one, else one on PATH; None if neither is recent enough."""
+    """A usable binary: the sandbox's downloaded one, else one on PATH; None if neither is a supported version."""
     tool = spec(name)
     candidates = [StateDir(settings.state_dir).tools_dir / name]
     on_path = shutil.which(name)
@@ -176,7 +181,7 @@ def ensure_tool(
     url = download_url(tool, base_url=base_url)
     if reporter_info:
         reporter_info(
-            f"{name} missing or older than {tool.minimum}: downloading {name} v{tool.version} from {url}"
+            f"{name} missing or not {tool.minimum} <= version < {tool.below}: downloading {name} v{tool.version} from {url}"
         )
     target = StateDir(settings.state_dir).tools_dir / name
     download_verified(url, url + tool.checksum_suffix, target)
@@ -185,7 +190,7 @@ def ensure_tool(
         target.unlink(missing_ok=True)
         raise DownloadError(
             f"the downloaded {name} does not run here or reports an unexpected version ({reported})",
-            hint=f"install {name} >= {tool.minimum} yourself and make sure it is on PATH",
+            hint=f"install {name} v{tool.version} (>= {tool.minimum}, < {tool.below}) yourself and make sure it is on PATH",
         )
     return target
 

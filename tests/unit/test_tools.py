@@ -54,6 +54,9 @@ def test_versions_from_each_tool() -> None:
     assert parse_tool_version("kubectl", "not json") is None
     assert version_argv("/x/kubectl", "kubectl") == ["/x/kubectl", "version", "--client", "-o", "json"]
     assert supported((1, 36, 2), TOOLS["kubectl"]) and not supported((1, 35, 9), TOOLS["kubectl"])
+    assert supported((1, 38, 4), TOOLS["kubectl"]) and not supported((1, 39, 0), TOOLS["kubectl"])
+    # kind's node image is pinned for its release: a newer minor on PATH is not used
+    assert supported((0, 33, 1), TOOLS["kind"]) and not supported((0, 34, 0), TOOLS["kind"])
     assert not supported(None, TOOLS["kind"])
 
 
@@ -71,6 +74,8 @@ def test_find_tool_prefers_a_supported_binary(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
     fake_tool(bin_dir, "kind", "kind v0.20.0 go1.20.4 linux/amd64")
     assert find_tool("kind", settings) is None  # too old
+    fake_tool(bin_dir, "kind", "kind v0.35.0 go1.26.1 linux/amd64")
+    assert find_tool("kind", settings) is None  # newer than the release the node image is pinned for
     tools_dir = StateDir(settings.state_dir).tools_dir
     downloaded = fake_tool(tools_dir, "kind", (FIXTURES / "version.txt").read_text().strip())
     assert find_tool("kind", settings) == downloaded
