@@ -79,6 +79,18 @@ def test_runs_the_e2e_path_in_order(job: dict) -> None:
     assert teardown["run"] == ".venv/bin/sandbox down --purge --yes" and teardown["if"] == "always()"
 
 
+def test_both_docker_image_stores_run_and_are_set_before_up(job: dict) -> None:
+    """The containerd image store (Docker Desktop's and Docker 29's default) is where `kind load
+    docker-image` breaks; the classic store is the other half of the users."""
+    assert job["strategy"]["matrix"]["image-store"] == ["classic", "containerd"]
+    assert job["strategy"]["fail-fast"] is False
+    names = [step.get("name", "") for step in job["steps"]]
+    store = next(i for i, name in enumerate(names) if name.startswith("Docker's image store"))
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert store < runs.index("make up")
+    assert "containerd-snapshotter" in runs[store] and "systemctl restart docker" in runs[store]
+
+
 def test_diagnostics_are_uploaded_on_failure(job: dict) -> None:
     collect = next(step for step in job["steps"] if step.get("name") == "Collect diagnostics")
     upload = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
@@ -86,6 +98,7 @@ def test_diagnostics_are_uploaded_on_failure(job: dict) -> None:
     for needle in ("sandbox logs", "get events -A", "describe pods -A", "--kubeconfig .sandbox/kubeconfig-admin"):
         assert needle in collect["run"].replace('"${kube[@]}"', "--kubeconfig .sandbox/kubeconfig-admin")
     assert upload["with"]["path"] == "diagnostics/"
+    assert "${{ matrix.image-store }}" in upload["with"]["name"]  # one artifact per matrix job
     steps = job["steps"]
     assert steps.index(collect) < steps.index(upload) < len(steps) - 1  # before the teardown removes it all
 
