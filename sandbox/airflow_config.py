@@ -115,6 +115,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         "AIRFLOW__CORE__DAGS_FOLDER": topology.dags_folder,
         "AIRFLOW__CORE__FERNET_KEY": secrets.fernet_key,
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(settings.scheduled_runs),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{topology.api_internal_url}/execution/",
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

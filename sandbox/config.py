@@ -93,6 +93,10 @@ class Settings:
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
     verbose: bool = False
+    # Whether Airflow's scheduler creates runs from schedules (cron, assets) as in production.
+    # Off, only what you trigger (run-dag, backfill, the UI) runs: run-dag's unpause then does
+    # not also start the latest scheduled interval.
+    scheduled_runs: bool = True
 
     def __post_init__(self) -> None:
         # Relative paths are relative to the project directory.
@@ -178,9 +182,22 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
         env_key = f"SANDBOX_PORT_{port.name.upper()}"
         if env_key in environ:
             values.setdefault("ports", {})[port.name] = environ[env_key]
+    if "SANDBOX_SCHEDULED_RUNS" in environ:
+        values["scheduled_runs"] = environ["SANDBOX_SCHEDULED_RUNS"]
     if "SANDBOX_IMAGES_FOLDERS" in environ:
         values["images_folders"] = environ["SANDBOX_IMAGES_FOLDERS"].split(os.pathsep)
     return values
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be true or false, not {value!r}", hint=f"e.g. {key} = false")
 
 
 def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,8 +237,8 @@ def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
                 kwargs[key] = Ports(**{k: int(v) for k, v in value.items()})
             elif key == "timeouts":
                 kwargs[key] = Timeouts(**{k: float(v) for k, v in value.items()})
-            elif key == "verbose":
-                kwargs[key] = bool(value)
+            elif key in ("verbose", "scheduled_runs"):
+                kwargs[key] = _boolean(key, value)
             else:
                 kwargs[key] = str(value)
     except (TypeError, ValueError) as exc:

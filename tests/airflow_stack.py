@@ -180,6 +180,8 @@ class AirflowStack:
         # The repo's kind-config declares the nodes run-dag's lint step places pod tasks on.
         (self.project_dir / "sandbox.toml").write_text(
             f'dags_folder = "dags"\nkind_config = "{REPO / "kind-config.yaml"}"\n'
+            # Only triggered runs: a test's unpause does not start other runs beside its own.
+            "scheduled_runs = false\n"
             f"[ports]\napi = {self.api_port}\n"
         )
         self.settings: Settings = load_settings(self.project_dir, environ={})

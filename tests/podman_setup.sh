@@ -20,7 +20,9 @@ if curl -sf --unix-socket "$PODMAN_SOCKET" http://d/_ping >/dev/null 2>&1; then
   exit 0
 fi
 mkdir -p "$(dirname "$PODMAN_SOCKET")"
-nohup podman system service --time=0 "unix://$PODMAN_SOCKET" >/tmp/podman-service.log 2>&1 &
+# From /: the service (and every conmon it forks) keeps its working directory, and a checkout
+# deleted under it makes conmon fail ("Failed to get working directory", runc "broken pipe").
+(cd / && nohup podman system service --time=0 "unix://$PODMAN_SOCKET" >/tmp/podman-service.log 2>&1 &)
 for _ in $(seq 1 100); do
   curl -sf --unix-socket "$PODMAN_SOCKET" http://d/_ping >/dev/null 2>&1 && exit 0
   sleep 0.1

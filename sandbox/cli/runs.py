@@ -191,6 +191,7 @@ def run_dag(
             on_started=on_started,
             on_update=lambda snapshot: live.update(run_table(snapshot)),
             on_log=on_log,
+            on_note=lambda message: live.console.print(f"[yellow]note:[/] {escape(message)}"),
         )
     if as_json:
         console.out.print_json(json.dumps({**result.as_json(), "elapsed_s": round(time.monotonic() - started, 2)}))

@@ -232,11 +232,18 @@ def run_dag(
     on_started: Callable[[DagRun, bool], None] = lambda run, rerun: None,
     on_update: Callable[[RunSnapshot], None] = lambda snapshot: None,
     on_log: LogSink | None = None,
+    on_note: Callable[[str], None] = lambda message: None,
 ) -> RunResult:
     """One DAG run through the real scheduler and Celery, followed to its end."""
     dag = wait_parsed(api, settings, request.dag_id)
     if dag.is_paused:
         api.set_paused(request.dag_id, False)
+        if dag.schedule and settings.scheduled_runs:
+            on_note(
+                f"{request.dag_id} was paused; unpausing it also lets its schedule ({dag.schedule}) "
+                "start runs, as in production (`scheduled_runs = false` in sandbox.toml: only "
+                "triggered runs)"
+            )
     run, rerun = start_run(api, request)
     on_started(run, rerun)
     final = follow_run(

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.waiting import NotReady, wait_until
 from support import REPO
+
+SANDBOX_BIN = str(Path(sys.executable).parent / "sandbox")
 
 
 def test_success_reports_every_task(sandbox) -> None:
@@ -181,3 +184,29 @@ def test_a_dag_that_failed_for_want_of_an_image_runs_once_the_build_records_it(s
         for path in (dag, folder / ".airflowignore", images.record_path(settings)):
             path.unlink(missing_ok=True)
         shutil.rmtree(folder / "sandbox_tasks", ignore_errors=True)
+
+
+def test_without_scheduled_runs_run_dag_starts_only_its_own_run(sandbox, airflow_stack, api) -> None:
+    """The stack runs with `scheduled_runs = false` (use_job_schedule off): unpausing a daily
+    catchup=False DAG would otherwise start its latest interval too. A CLI that believes schedules
+    are on says so when it unpauses a scheduled DAG."""
+    import subprocess
+
+    path = airflow_stack.dags_folder / "sbx_sched.py"
+    path.write_text(
+        "from datetime import datetime\nfrom airflow.sdk import DAG, task\n"
+        "with DAG('sbx_sched', schedule='@daily', start_date=datetime(2021, 1, 1), catchup=False):\n"
+        "    @task\n    def only() -> None:\n        pass\n\n    only()\n"
+    )
+    try:
+        env = {**airflow_stack.cli_env(), "SANDBOX_SCHEDULED_RUNS": "true"}
+        proc = subprocess.run(
+            [SANDBOX_BIN, "run-dag", "sbx_sched", "--date", "2021-12-01", "--no-lint"],
+            env=env, capture_output=True, text=True, timeout=180,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "unpausing it also lets its schedule (0 0 * * *) start runs" in " ".join(proc.stderr.split())
+        runs = api.list_runs("sbx_sched")
+        assert [(r.run_type, r.logical_date) for r in runs] == [("manual", datetime(2021, 12, 1, tzinfo=UTC))]
+    finally:
+        path.unlink()

@@ -39,6 +39,20 @@ def test_settings_reject_unknown_keys_and_values(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
 
 
+def test_scheduled_runs_from_file_env_and_bad_values(tmp_path: Path) -> None:
+    from sandbox.airflow_config import airflow_env, compose_topology
+    from sandbox.state import Secrets
+
+    (tmp_path / "sandbox.toml").write_text("scheduled_runs = false\n")
+    settings = load_settings(tmp_path, environ={})
+    assert settings.scheduled_runs is False
+    env = airflow_env(settings, Secrets.generate(), compose_topology(settings))
+    assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False"
+    assert load_settings(tmp_path, environ={"SANDBOX_SCHEDULED_RUNS": "yes"}).scheduled_runs is True
+    with pytest.raises(ConfigError, match="scheduled_runs must be true or false"):
+        load_settings(tmp_path, environ={"SANDBOX_SCHEDULED_RUNS": "sometimes"})
+
+
 def test_build_args_table_merges_with_flags(tmp_path: Path) -> None:
     (tmp_path / "sandbox.toml").write_text('[build_args]\nBASE_IMAGE = "python:3.11-slim"\nJOBS = 4\n')
     settings = load_settings(tmp_path, environ={}, overrides={"build_args": {"JOBS": "8"}})
