@@ -61,6 +61,7 @@ def job() -> dict:
 
 def test_runs_the_e2e_path_in_order(job: dict) -> None:
     assert job["runs-on"] == "ubuntu-latest" and 0 < job["timeout-minutes"] <= 90
+    assert job["env"]["SANDBOX_SCHEDULED_RUNS"] == "false"  # no scheduled runs beside the asked-for ones
     runs = [step.get("run", "") for step in job["steps"]]
     uses = [step.get("uses", "") for step in job["steps"]]
     assert uses[0].startswith("actions/checkout@") and uses[1].startswith("actions/setup-python@")
