@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
 from sandbox.cli import console
 from sandbox.errors import UsageError
+
+if TYPE_CHECKING:
+    from sandbox.adapters.docker_images import DockerImages
+    from sandbox.adapters.kind import KindCli
+    from sandbox.config import Settings
 
 NAMES = typer.Argument(None, help="Task image names (folder names); default: all.", show_default=False)
 BUILD_ARGS = typer.Option(
@@ -27,6 +33,14 @@ def parse_build_args(values: Sequence[str] | None) -> dict[str, str]:
             raise UsageError(f"--build-arg {value!r} is not KEY=VALUE", hint="e.g. --build-arg BASE_IMAGE=python:3.12-slim")
         args[key] = val
     return args
+
+
+def _connected(ctx: typer.Context) -> tuple[Settings, DockerImages, KindCli]:
+    """Settings, the image engine and the kind CLI: what every image command starts from."""
+    from sandbox.core import images
+
+    settings, client, kind = _connected(ctx)
+    return settings, client, kind
 
 
 def human_size(size: int | None) -> str:
@@ -48,8 +62,7 @@ def build(
     """Build task images whose sources changed (tag = hash of the build context)."""
     from sandbox.core import images
 
-    settings = ctx.obj.settings()
-    client, _ = images.connect(settings)
+    settings, client, _ = _connected(ctx)
     results = images.build(
         settings, ctx.obj.reporter(), client, names or None, build_args=parse_build_args(build_arg)
     )
@@ -66,8 +79,7 @@ def load(
     """Load built task images into the kind nodes that lack them."""
     from sandbox.core import images
 
-    settings = ctx.obj.settings()
-    client, kind = images.connect(settings)
+    settings, client, kind = _connected(ctx)
     results = images.load(
         settings, ctx.obj.reporter(), client, kind, names or None,
         build_args=parse_build_args(build_arg),
@@ -91,8 +103,7 @@ def list_images(
 
     from sandbox.core import images
 
-    settings = ctx.obj.settings()
-    client, kind = images.connect(settings)
+    settings, client, kind = _connected(ctx)
     rows = images.status(settings, client, kind, names or None, build_args=parse_build_args(build_arg))
     if as_json:
         console.out.print_json(json.dumps([asdict(row) for row in rows]))
@@ -119,8 +130,7 @@ def prune(
 
     from sandbox.core import images
 
-    settings = ctx.obj.settings()
-    client, kind = images.connect(settings)
+    settings, client, kind = _connected(ctx)
     result = images.prune(
         settings, ctx.obj.reporter(), client, kind, names or None,
         build_args=parse_build_args(build_arg), dry_run=dry_run,
