@@ -35,12 +35,18 @@ def parse_build_args(values: Sequence[str] | None) -> dict[str, str]:
     return args
 
 
-def _connected(ctx: typer.Context) -> tuple[Settings, DockerImages, KindCli]:
-    """Settings, the image engine and the kind CLI: what every image command starts from."""
+def _connected(
+    ctx: typer.Context, names: Sequence[str] | None, build_arg: Sequence[str] | None
+) -> tuple[Settings, dict[str, str], DockerImages, KindCli]:
+    """What every image command starts from: settings, its --build-arg values, the engine and
+    the kind CLI. Bad input is a usage error before any engine is asked."""
     from sandbox.core import images
 
-    settings, client, kind = _connected(ctx)
-    return settings, client, kind
+    settings = ctx.obj.settings()
+    build_args = parse_build_args(build_arg)
+    images.select(images.discover(settings), names or None)
+    client, kind = images.connect(settings)
+    return settings, build_args, client, kind
 
 
 def human_size(size: int | None) -> str:
@@ -62,10 +68,8 @@ def build(
     """Build task images whose sources changed (tag = hash of the build context)."""
     from sandbox.core import images
 
-    settings, client, _ = _connected(ctx)
-    results = images.build(
-        settings, ctx.obj.reporter(), client, names or None, build_args=parse_build_args(build_arg)
-    )
+    settings, build_args, client, _ = _connected(ctx, names, build_arg)
+    results = images.build(settings, ctx.obj.reporter(), client, names or None, build_args=build_args)
     for result in results:
         verb = f"built in {result.seconds:.1f}s" if result.built else "up to date"
         console.out.print(f"{result.ref}  {verb}")
@@ -79,11 +83,8 @@ def load(
     """Load built task images into the kind nodes that lack them."""
     from sandbox.core import images
 
-    settings, client, kind = _connected(ctx)
-    results = images.load(
-        settings, ctx.obj.reporter(), client, kind, names or None,
-        build_args=parse_build_args(build_arg),
-    )
+    settings, build_args, client, kind = _connected(ctx, names, build_arg)
+    results = images.load(settings, ctx.obj.reporter(), client, kind, names or None, build_args=build_args)
     for result in results:
         if result.loaded_into:
             how = " (from an archive)" if result.via_archive else ""
@@ -103,8 +104,8 @@ def list_images(
 
     from sandbox.core import images
 
-    settings, client, kind = _connected(ctx)
-    rows = images.status(settings, client, kind, names or None, build_args=parse_build_args(build_arg))
+    settings, build_args, client, kind = _connected(ctx, names, build_arg)
+    rows = images.status(settings, client, kind, names or None, build_args=build_args)
     if as_json:
         console.out.print_json(json.dumps([asdict(row) for row in rows]))
         return
@@ -130,10 +131,9 @@ def prune(
 
     from sandbox.core import images
 
-    settings, client, kind = _connected(ctx)
+    settings, build_args, client, kind = _connected(ctx, names, build_arg)
     result = images.prune(
-        settings, ctx.obj.reporter(), client, kind, names or None,
-        build_args=parse_build_args(build_arg), dry_run=dry_run,
+        settings, ctx.obj.reporter(), client, kind, names or None, build_args=build_args, dry_run=dry_run
     )
     if as_json:
         console.out.print_json(json.dumps(asdict(result)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -88,3 +89,17 @@ def test_kubeconfig_without_a_cluster_is_one_line_with_a_hint(project: Path) -> 
 def test_logs_when_not_up(project: Path) -> None:
     result = sandbox(project, "logs", "airflow-worker", "--tail", "5")
     assert result.returncode == 1 and "not up" in _one_error(result)
+
+
+@pytest.mark.parametrize("command", [["build"], ["load"], ["images"], ["prune"], ["prune", "--dry-run"]])
+def test_image_commands_without_an_engine_are_one_line(tmp_path: Path, command: list[str]) -> None:
+    shutil.copytree(REPO / "sample_dags", tmp_path / "sample_dags", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "sandbox.toml").write_text('runtime = "docker"\n')
+    unreachable = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = sandbox(tmp_path, *command, env=unreachable)
+    assert result.returncode == 1 and "the Docker daemon is not reachable" in _one_error(result)
+    # bad input is a usage error before any engine is asked
+    unknown = sandbox(tmp_path, *command, "nope", env=unreachable)
+    assert unknown.returncode == 2 and "unknown task image(s): nope" in _one_error(unknown)
+    malformed = sandbox(tmp_path, *command, "--build-arg", "FOO", env=unreachable)
+    assert malformed.returncode == 2 and "is not KEY=VALUE" in _one_error(malformed)
