@@ -92,7 +92,6 @@ class Settings:
     runtime: Runtime = "auto"
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    verbose: bool = False
     # Whether Airflow's scheduler creates runs from schedules (cron, assets) as in production.
     # Off, only what you trigger (run-dag, backfill, the UI) runs: run-dag's unpause then does
     # not also start the latest scheduled interval.
@@ -119,6 +118,16 @@ class Settings:
             raise ConfigError(
                 f"unknown runtime {self.runtime!r}",
                 hint=f"set runtime to one of: {', '.join(RUNTIMES)}",
+            )
+        ports = self.ports.items()
+        bad = [f"{name}={port}" for name, port in ports if not 1 <= port <= 65535]
+        if bad:
+            raise ConfigError(f"port(s) out of range: {', '.join(bad)}", hint="host ports are 1 to 65535")
+        numbers = [port for _, port in ports]
+        if len(set(numbers)) != len(numbers):
+            raise ConfigError(
+                f"two services share a host port: {', '.join(f'{n}={p}' for n, p in ports)}",
+                hint="give each entry of [ports] its own port",
             )
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
             raise ConfigError(
@@ -159,17 +168,23 @@ def find_project_dir(start: Path) -> Path:
 def _file_values(project_dir: Path) -> dict[str, Any]:
     toml_file = project_dir / "sandbox.toml"
     pyproject = project_dir / "pyproject.toml"
+    source = toml_file if toml_file.is_file() else pyproject
     try:
         if toml_file.is_file():
-            return tomllib.loads(toml_file.read_text())
-        if pyproject.is_file():
-            return tomllib.loads(pyproject.read_text()).get("tool", {}).get("sandbox", {})
+            values = tomllib.loads(toml_file.read_text(encoding="utf-8"))
+        elif pyproject.is_file():
+            values = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("sandbox", {})
+        else:
+            return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"cannot parse {toml_file if toml_file.is_file() else pyproject}: {exc}",
-            hint="fix the TOML syntax",
-        ) from exc
-    return {}
+        raise ConfigError(f"cannot parse {source}: {exc}", hint="fix the TOML syntax") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source} is not UTF-8 text ({exc.reason})", hint="save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror}", hint="check its permissions") from exc
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[tool.sandbox] in {source} must be a table", hint="write it as [tool.sandbox] with key = value lines")
+    return dict(values)
 
 
 def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -187,6 +202,26 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
     if "SANDBOX_IMAGES_FOLDERS" in environ:
         values["images_folders"] = environ["SANDBOX_IMAGES_FOLDERS"].split(os.pathsep)
     return values
+
+
+def _table(key: str, value: Any, example: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a table, not {value!r}", hint=f"write it as [{key}] with lines like {example}")
+    return value
+
+
+def _numbers(key: str, table: Mapping[str, Any], model: type, kind: type) -> dict[str, Any]:
+    """A [ports] / [timeouts] table's values, each named in the error when it is not a number."""
+    known = {f.name for f in dataclasses.fields(model)}
+    numbers: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {key}.{name}", hint=f"known: {', '.join(sorted(known))}")
+        try:
+            numbers[name] = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}.{name} must be a number, not {value!r}", hint=f"e.g. {name} = {getattr(model(), name)}") from None
+    return numbers
 
 
 def _boolean(key: str, value: Any) -> bool:
@@ -225,19 +260,23 @@ def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
             if key in _PATHS:
                 kwargs[key] = Path(value)
             elif key == "images_folders":
+                if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                    raise ConfigError(
+                        f"images_folders must be a list of folders, not {value!r}",
+                        hint='e.g. images_folders = ["sample_dags/images", "images"]',
+                    )
                 kwargs[key] = tuple(Path(v) for v in value)
             elif key == "build_args":
-                if not isinstance(value, Mapping):
-                    raise ConfigError(
-                        f"build_args must be a table of KEY = \"value\", not {value!r}",
-                        hint='write it as [build_args] with lines like BASE_IMAGE = "python:3.11-slim"',
-                    )
-                kwargs[key] = {str(k): str(v) for k, v in value.items()}
+                table = _table(key, value, 'BASE_IMAGE = "python:3.11-slim"')
+                for name, arg in table.items():
+                    if isinstance(arg, (Mapping, list)):
+                        raise ConfigError(f"build_args.{name} must be a string, not {arg!r}", hint=f'e.g. {name} = "value"')
+                kwargs[key] = {str(k): str(v) for k, v in table.items()}
             elif key == "ports":
-                kwargs[key] = Ports(**{k: int(v) for k, v in value.items()})
+                kwargs[key] = Ports(**_numbers(key, _table(key, value, "api = 8080"), Ports, int))
             elif key == "timeouts":
-                kwargs[key] = Timeouts(**{k: float(v) for k, v in value.items()})
-            elif key in ("verbose", "scheduled_runs"):
+                kwargs[key] = Timeouts(**_numbers(key, _table(key, value, "run = 3600"), Timeouts, float))
+            elif key == "scheduled_runs":
                 kwargs[key] = _boolean(key, value)
             else:
                 kwargs[key] = str(value)

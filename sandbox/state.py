@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.errors import LockHeld
+from sandbox.errors import ConfigError, LockHeld
 
 ADMIN_USER = "admin"
 
@@ -105,7 +105,14 @@ class StateDir:
         """Load the sandbox's secrets, generating and storing them (0600) on first use."""
         self.ensure()
         if self.secrets_file.exists():
-            loaded = Secrets(**json.loads(self.secrets_file.read_text()))
+            try:
+                loaded = Secrets(**json.loads(self.secrets_file.read_text()))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"{self.secrets_file} is corrupt ({exc})",
+                    hint="restore it; the database volume was made with its passwords. Or start over: "
+                    "`sandbox down --purge` (removes the database volume too)",
+                ) from None
         else:
             loaded = Secrets.generate()
             write_private(self.secrets_file, json.dumps(asdict(loaded), indent=2))

@@ -38,9 +38,7 @@ class CliContext:
 
         key = tuple(sorted(overrides.items()))
         if key not in self._cache:
-            self._cache[key] = load_settings(
-                self.project_dir, overrides={"verbose": self.verbose, **overrides}
-            )
+            self._cache[key] = load_settings(self.project_dir, overrides=overrides)
         return self._cache[key]
 
     def reporter(self):  # -> RichReporter
@@ -56,6 +54,11 @@ def root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every external command."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
+    if project_dir is not None and not project_dir.is_dir():
+        from sandbox.errors import UsageError
+
+        what = "is not a folder" if project_dir.exists() else "does not exist"
+        raise UsageError(f"project folder {project_dir} {what}", hint="pass the folder holding kind-config.yaml or sandbox.toml to -C")
     ctx.obj = CliContext(project_dir=project_dir, verbose=verbose, debug=debug)
     console.enable_command_log(verbose)
 
@@ -87,6 +90,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted()
+    except OSError as exc:  # a path the sandbox cannot read or write: one line, not a traceback
+        if debug:
+            console.err.print_exception()
+        where = f": {exc.filename}" if exc.filename else ""
+        console.error(
+            f"{exc.strerror or exc}{where}",
+            "check that path's permissions: the sandbox reads and writes the project folder and its .sandbox/",
+        )
+        sys.exit(1)
     except SystemExit as exc:
         if exc.code == 130 and _caused_by_interrupt(exc):
             _interrupted()

@@ -57,9 +57,12 @@ def down(
 
     settings = ctx.obj.settings()
     if purge and not yes:
-        if not typer.confirm(
-            f"Remove the cluster, containers, the Airflow database volume and {settings.state_dir}?", default=False, err=True
-        ):
+        question = f"Remove the cluster, containers, the Airflow database volume and {settings.state_dir}?"
+        try:
+            agreed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:  # no answer: stdin closed (CI, a pipe), not a "no" typed
+            raise UsageError("--purge asks before removing data and got no answer", hint="add --yes") from None
+        if not agreed:
             raise UsageError("nothing removed", hint="`sandbox down` (without --purge) keeps your data")
     result = stack.down(settings, ctx.obj.reporter(), purge=purge)
     what = ", ".join(result.removed) or "nothing was running"

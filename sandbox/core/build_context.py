@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
+from sandbox.errors import ConfigError
+
 # Fixed metadata in the tar: identical content gives an identical context (and build cache hits)
 # whatever the checkout's timestamps. 1980-01-01, the earliest time zip-based tools accept.
 _TAR_MTIME = 315532800
@@ -112,7 +114,10 @@ def is_ignored(path: str, rules: Iterable[IgnoreRule]) -> bool:
 def context_entries(root: Path, dockerfile: str = "Dockerfile") -> list[ContextEntry]:
     """Every path Docker would send for `root`, sorted; symlinks are kept as links, not followed."""
     ignore_file = root / ".dockerignore"
-    rules = parse_dockerignore(ignore_file.read_text()) if ignore_file.is_file() else []
+    try:
+        rules = parse_dockerignore(ignore_file.read_text(encoding="utf-8")) if ignore_file.is_file() else []
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{ignore_file} is not UTF-8 text ({exc.reason})", hint="save it as UTF-8") from None
     has_exceptions = any(rule.negated for rule in rules)
     always = {dockerfile, ".dockerignore"}
     entries: list[ContextEntry] = []

@@ -26,7 +26,10 @@ def parse_logical_date(text: str, *, option: str = "--date") -> datetime:
         raise UsageError(
             f"{option} {text!r} has a time but no UTC offset, so it is ambiguous", hint=_HINT
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"{option} {text!r} is out of range in UTC", hint=_HINT) from None
 
 
 def format_logical_date(value: datetime | None) -> str:

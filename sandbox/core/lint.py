@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from sandbox.core.kind_config import NodeSpec, declared_nodes
 from sandbox.core.placement import predict
 from sandbox.core.images import RECORD_ENV
 from sandbox.core.policy import check_pod
-from sandbox.errors import UsageError
+from sandbox.errors import ConfigError, UsageError
 
 @dataclass(frozen=True)
 class Finding:
@@ -170,7 +171,7 @@ def _lint_folder(
     wanted = set(dag_ids) if dag_ids is not None else None
     missing = tuple(sorted(wanted - set(bag.dags))) if wanted is not None else ()
     problems = tuple(
-        ImportProblem(file, _last_line(text)) for file, text in sorted(bag.import_errors.items())
+        ImportProblem(file, _import_summary(file, text)) for file, text in sorted(bag.import_errors.items())
     )
     if wanted is not None and not missing:
         problems = ()
@@ -255,7 +256,14 @@ def _load(folder: Path, planned_images: Mapping[str, str]) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     with _on_sys_path(folder), _planned_image_record(planned_images):
-        return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
+        try:
+            return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
+        except UnicodeDecodeError as exc:  # Airflow reads .airflowignore files as UTF-8 text
+            raise ConfigError(
+                f"a file Airflow reads to list {folder} is not UTF-8 text ({exc.reason}); "
+                "usually an .airflowignore",
+                hint="save the .airflowignore files under the DAG folder as UTF-8",
+            ) from None
 
 
 @contextmanager
@@ -293,6 +301,10 @@ def _relative(path: str | None, folder: Path) -> str:
         return path
 
 
-def _last_line(text: str) -> str:
+def _import_summary(file: str, text: str) -> str:
+    """The traceback's last line, with the line of `file` it points at (where to look)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown import error"
+    last = lines[-1] if lines else "unknown import error"
+    name = re.escape(Path(file).name)
+    where = re.findall(rf'File "[^"]*{name}", line (\d+)', text)
+    return f"{last} (line {where[-1]})" if where else last

@@ -435,11 +435,13 @@ def down(settings: Settings, reporter: Reporter, *, purge: bool = False, adapter
     """Stop and remove containers and the cluster; keep volumes, images and state unless purge."""
     state = StateDir(settings.state_dir)
     removed: list[str] = []
+    if not state.path.exists():
+        return DownResult(None, purge, ())  # nothing was ever brought up here: no engine needed
     with state.lock("down"):
         check_not_renamed(settings, state)
         mode = read_mode(state)
-        adapters = adapters or connect(settings)
         if state.compose_env_file.exists():
+            adapters = adapters or connect(settings)
             compose = adapters.compose(settings, mode or "stack-only")
             with reporter.step("stop the Airflow stack" + (" and remove its volumes" if purge else "")):
                 compose.down(volumes=purge, on_line=reporter.output)
@@ -449,6 +451,7 @@ def down(settings: Settings, reporter: Reporter, *, purge: bool = False, adapter
         if mode == "full" or _cluster_record_exists(state):
             from sandbox.core.cluster import delete_cluster
 
+            adapters = adapters or connect(settings)
             kind = adapters.kind(settings, reporter, download=False)
             with reporter.step(f"delete kind cluster {settings.cluster_name}"):
                 delete_cluster(settings, kind)
@@ -567,7 +570,7 @@ def status(settings: Settings, *, adapters: Adapters | None = None) -> StackStat
 def _admin_password(state: StateDir) -> str | None:
     try:
         return str(json.loads(state.secrets_file.read_text())["admin_password"])
-    except (FileNotFoundError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from sandbox.airflow_config import airflow_env, compose_topology, render_env_file
 from sandbox.config import airflow_image, airflow_version, load_settings
-from sandbox.errors import CommandFailed, ConfigError, LockHeld, ToolMissing, WaitTimeout
+from sandbox.core.dates import parse_logical_date
+from sandbox.errors import CommandFailed, ConfigError, LockHeld, ToolMissing, UsageError, WaitTimeout
 from sandbox.proc import run
 from sandbox.state import StateDir
 from sandbox.waiting import NotReady, wait_until
@@ -186,3 +187,46 @@ def test_readme_settings_example_is_valid(repo: Path, tmp_path: Path) -> None:
     settings = load_settings(tmp_path, environ={})
     assert settings.profile == "aci-v1" and settings.ports.azurite_blob == 10000
     assert settings.build_args == {"BASE_IMAGE": "python:3.12-slim"}
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("ports = 8080\n", "ports must be a table, not 8080"),
+        ('[ports]\napi = "abc"\n', "ports.api must be a number, not 'abc'"),
+        ("[ports]\nbogus = 1\n", "unknown setting ports.bogus"),
+        ("[ports]\napi = 99999\n", "port(s) out of range: api=99999"),
+        ("[ports]\napi = 5555\n", "two services share a host port"),
+        ("timeouts = 5\n", "timeouts must be a table"),
+        ('images_folders = "images"\n', "images_folders must be a list of folders"),
+        ('[build_args]\nX = ["x"]\n', "build_args.X must be a string"),
+        ("verbose = true\n", "unknown setting(s): verbose"),  # a flag (-v), not a setting
+    ],
+)
+def test_settings_name_the_bad_key_instead_of_crashing(tmp_path: Path, toml: str, message: str) -> None:
+    (tmp_path / "sandbox.toml").write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert message in err.value.message
+
+
+def test_unreadable_settings_files_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "sandbox.toml").write_bytes(b'name = "\xff"\n')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_settings(tmp_path, environ={})
+    with pytest.raises(ConfigError, match="ports.api must be a number"):
+        load_settings(tmp_path / "elsewhere", environ={"SANDBOX_PORT_API": "eighty"})
+
+
+def test_dates_out_of_range_in_utc_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="out of range in UTC"):
+        parse_logical_date("9999-12-31T23:00:00-05:00")
+
+
+def test_a_corrupt_secrets_file_is_never_replaced_silently(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / ".sandbox")
+    state.ensure()
+    state.secrets_file.write_text("[1]")
+    with pytest.raises(ConfigError, match="secrets.json is corrupt"):
+        state.secrets()
+    assert state.secrets_file.read_text() == "[1]"  # the database volume was made with the old one

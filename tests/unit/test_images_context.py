@@ -121,3 +121,12 @@ def test_special_files_are_not_part_of_the_context(tmp_path: Path) -> None:
     root = _context(tmp_path)
     os.mkfifo(root / "src" / "pipe")  # reading it would block the build forever
     assert "src/pipe" not in [e.path for e in context_entries(root)]
+
+
+def test_a_non_utf8_dockerignore_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    from sandbox.errors import ConfigError
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").write_bytes(b"\xff\xfe*.md\n")
+    with pytest.raises(ConfigError, match=r"\.dockerignore is not UTF-8 text"):
+        context_entries(tmp_path)

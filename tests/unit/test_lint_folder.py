@@ -58,7 +58,7 @@ def test_exactly_the_expected_findings(reports: dict[str, LintReport], profile: 
     report = reports[profile]
     assert findings(report.to_json()) == EXPECTED[profile]
     assert [(p.file, p.message) for p in report.import_errors] == [
-        ("broken_import.py", "ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint'")
+        ("broken_import.py", "ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint' (line 5)")
     ]
     assert not report.ok
 
@@ -96,7 +96,7 @@ def test_json_items_carry_messages(reports: dict[str, LintReport]) -> None:
 
 def test_text_lines_for_run_dag(reports: dict[str, LintReport]) -> None:
     lines = reports["aci-v1"].lines()
-    assert "broken_import.py: import error: ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint'" in lines
+    assert "broken_import.py: import error: ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint' (line 5)" in lines
     assert any(line.startswith("aci_rules.host_aliases: virtual-node (fits sandbox-worker2)") for line in lines)
     assert lines[-1].startswith("48 pod task(s) in 2 DAG(s), profile aci-v1: 20 violation(s)")
 
@@ -142,3 +142,21 @@ def test_sample_dags_are_clean(repo: Path) -> None:
     assert report.tasks, "sample_dags has no KubernetesPodOperator task"
     assert any(t.target == "virtual-node" for t in report.tasks), "no sample task runs on the virtual node"
     assert not [w for t in report.tasks for w in t.warnings], "\n".join(report.lines())
+
+
+def test_broken_files_are_one_line_each_with_the_line_to_look_at(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sandbox.cli.app import main
+
+    (tmp_path / "unclosed.py").write_text("from airflow.sdk import DAG\nx = (\n")
+    (tmp_path / "missing.py").write_text("from airflow.sdk import DAG\n\nimport nothere_mod\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-C", str(repo), "lint", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert "unclosed.py: import error: SyntaxError: '(' was never closed (line 2)" in out
+    assert "missing.py: import error: ModuleNotFoundError: No module named 'nothere_mod' (line 3)" in out
+    (tmp_path / ".airflowignore").write_bytes(b"\xff\xfe\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-C", str(repo), "lint", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and "is not UTF-8 text" in err and "Traceback" not in err

@@ -103,3 +103,29 @@ def test_image_commands_without_an_engine_are_one_line(tmp_path: Path, command: 
     assert unknown.returncode == 2 and "unknown task image(s): nope" in _one_error(unknown)
     malformed = sandbox(tmp_path, *command, "--build-arg", "FOO", env=unreachable)
     assert malformed.returncode == 2 and "is not KEY=VALUE" in _one_error(malformed)
+
+
+def test_down_where_nothing_was_ever_up_needs_no_engine_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "sandbox.toml").write_text('runtime = "docker"\n')
+    result = sandbox(tmp_path, "down", env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert result.returncode == 0 and "nothing was running" in result.stdout
+    assert not (tmp_path / ".sandbox").exists()
+
+
+def test_purge_with_no_answer_removes_nothing(project: Path) -> None:
+    state = project / ".sandbox"
+    state.mkdir()
+    (state / "secrets.json").write_text("{}")
+    result = sandbox(project, "down", "--purge", input="")  # stdin closed: CI, a pipe
+    assert result.returncode == 2 and "got no answer" in _one_error(result) and "--yes" in result.stderr
+    assert (state / "secrets.json").exists()
+
+
+def test_a_missing_project_folder_and_an_unusable_state_dir_are_one_line(tmp_path: Path) -> None:
+    missing = sandbox(tmp_path / "typo", "status")
+    assert missing.returncode == 2 and "does not exist" in _one_error(missing)
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "sandbox.toml").write_text('runtime = "docker"\n')
+    (tmp_path / ".sandbox").write_text("a file where the state folder belongs\n")
+    blocked = sandbox(tmp_path, "up", env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert blocked.returncode == 1 and ".sandbox" in _one_error(blocked)
