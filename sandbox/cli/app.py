@@ -76,13 +76,25 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: exit 0 ok, 1 failure, 2 usage error, 130 interrupted.
 
-    Typer (standalone mode) reports usage errors itself with exit 2 and turns Ctrl-C into a
-    silent exit 130; every SandboxError raised below the CLI arrives here and becomes one red
-    line plus a hint.
+    Click runs in non-standalone mode, so its usage errors (a missing argument, a bad option
+    value) arrive here too and read like ours: one `error:` line and a hint, exit 2. Every
+    SandboxError raised below the CLI becomes one red line plus a hint.
     """
+    from typer.exceptions import Abort, TyperException
+
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # Typer's answer to Ctrl-C (no command of ours exits 130)
+            _interrupted()
+        sys.exit(code if isinstance(code, int) else 0)
+    except TyperException as exc:  # click's usage errors, as Typer re-exports them
+        _usage_error(exc)
+    except Abort as exc:
+        if _caused_by_interrupt(exc):
+            _interrupted()
+        console.error("aborted")
+        sys.exit(1)
     except SandboxError as exc:
         if debug:
             console.err.print_exception()
@@ -103,6 +115,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.code == 130 and _caused_by_interrupt(exc):
             _interrupted()
         raise
+
+
+def _usage_error(exc: Exception) -> None:
+    """A missing argument, an unknown option, a bad value: one line, a hint, exit 2."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `sandbox`: Typer printed the help already
+        sys.exit(0)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    where = ctx.command_path if ctx is not None else "sandbox"
+    console.error(message, f"see `{where} --help`")
+    sys.exit(int(getattr(exc, "exit_code", 2)))
 
 
 def _interrupted() -> None:

@@ -129,3 +129,25 @@ def test_a_missing_project_folder_and_an_unusable_state_dir_are_one_line(tmp_pat
     (tmp_path / ".sandbox").write_text("a file where the state folder belongs\n")
     blocked = sandbox(tmp_path, "up", env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
     assert blocked.returncode == 1 and ".sandbox" in _one_error(blocked)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run-dag"], "Missing argument 'dag_id'."),
+        (["status", "--nope"], "No such option: --nope"),
+        (["nosuch"], "No such command 'nosuch'."),
+        (["logs", "--tail", "abc"], "Invalid value for '--tail'"),
+        (["backfill", "d", "--start", "2021-12-01", "--end", "2021-12-02", "--max-active-runs", "0"],
+         "Invalid value for '--max-active-runs'"),
+    ],
+)
+def test_usage_errors_read_like_every_other_error(project: Path, args: list[str], message: str) -> None:
+    result = sandbox(project, *args)
+    assert result.returncode == 2 and message in _one_error(result)
+    assert "--help`" in result.stderr and "╭" not in result.stderr  # no boxed panel
+
+
+def test_bare_sandbox_prints_help() -> None:
+    result = subprocess.run([str(REPO / ".venv/bin/sandbox")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Usage: sandbox" in result.stdout and "run-dag" in result.stdout
