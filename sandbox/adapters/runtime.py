@@ -192,14 +192,19 @@ def detect_runtime(
     environ = os.environ if environ is None else environ
     systemd = has_systemd() if systemd is None else systemd
     wanted = settings.runtime
+    tried: list[str] = []
     if wanted in ("auto", "docker"):
         for url in docker_candidates(environ):
+            tried.append(url)
             engine = prober(url)
             if engine is not None and not engine.is_podman:
                 return Runtime("docker", engine, airflow_uid=host_uid(), drives_healthchecks=False)
         if wanted == "docker":
-            raise PrerequisiteError("the Docker daemon is not reachable (runtime = \"docker\")", hint=DOCKER_HINT)
+            raise PrerequisiteError(
+                f"the Docker daemon is not reachable (runtime = \"docker\"; tried {', '.join(tried)})", hint=DOCKER_HINT
+            )
     for url in podman_candidates(environ):
+        tried.append(url)
         engine = prober(url)
         if engine is not None and engine.is_podman:
             # Rootless podman maps the host user to root inside containers: UID 0 there is the
@@ -207,9 +212,13 @@ def detect_runtime(
             uid = 0 if engine.rootless else host_uid()
             return Runtime("podman", engine, airflow_uid=uid, drives_healthchecks=not systemd)
     if wanted == "podman":
-        raise PrerequisiteError("podman's API socket is not answering (runtime = \"podman\")", hint=podman_socket_hint(systemd))
+        raise PrerequisiteError(
+            f"podman's API socket is not answering (runtime = \"podman\"; tried {', '.join(dict.fromkeys(tried))})",
+            hint=podman_socket_hint(systemd),
+        )
     raise PrerequisiteError(
-        "no container engine is reachable: neither a Docker daemon nor podman's API socket answers",
+        "no container engine is reachable: neither a Docker daemon nor podman's API socket answers "
+        f"(tried {', '.join(dict.fromkeys(tried))})",
         hint=f"{DOCKER_HINT}; for podman: {podman_socket_hint(systemd)}",
     )
 
