@@ -83,6 +83,9 @@ class Settings:
     # Build arguments of every task image build (part of the content tag, so `up`, `build`, `lint`
     # and the record agree); `--build-arg` adds to them for one command.
     build_args: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # A pip requirements file for the Airflow containers (what DAG files and PythonOperator tasks
+    # import): `up` builds the official image extended with it, tagged by content.
+    airflow_requirements: Path | None = None
     kind_config: Path = Path("kind-config.yaml")
     compose_file: Path = Path("compose/docker-compose.yaml")
     state_dir: Path = Path(".sandbox")
@@ -100,9 +103,9 @@ class Settings:
     def __post_init__(self) -> None:
         # Relative paths are relative to the project directory.
         base = self.project_dir
-        for name in ("dags_folder", "kind_config", "compose_file", "state_dir"):
+        for name in ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements"):
             value = getattr(self, name)
-            if not value.is_absolute():
+            if value is not None and not value.is_absolute():
                 object.__setattr__(self, name, base / value)
         object.__setattr__(
             self,
@@ -154,7 +157,7 @@ class Settings:
 
 
 _SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime")
-_PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir")
+_PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements")
 
 
 def find_project_dir(start: Path) -> Path:

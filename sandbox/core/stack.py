@@ -102,10 +102,13 @@ def pod_blob_endpoint(settings: Settings) -> str:
     return blob.blob_endpoint(azurite_alias(settings), AZURITE_BLOB_PORT)
 
 
-def compose_variables(settings: Settings, state: StateDir, runtime: Runtime, secrets: Secrets) -> dict[str, str]:
-    """Every ${VAR} the compose files use; rendered into .sandbox/compose.env."""
+def compose_variables(
+    settings: Settings, state: StateDir, runtime: Runtime, secrets: Secrets, airflow_ref: str | None = None
+) -> dict[str, str]:
+    """Every ${VAR} the compose files use; rendered into .sandbox/compose.env. `airflow_ref`:
+    the Airflow image `up` resolved (official, or extended with airflow_requirements)."""
     return {
-        "SANDBOX_AIRFLOW_IMAGE": airflow_image(),
+        "SANDBOX_AIRFLOW_IMAGE": airflow_ref or airflow_image(),
         "SANDBOX_POSTGRES_IMAGE": POSTGRES_IMAGE,
         "SANDBOX_RABBITMQ_IMAGE": RABBITMQ_IMAGE,
         "SANDBOX_AZURITE_IMAGE": AZURITE_IMAGE,
@@ -131,12 +134,14 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def render_stack_files(settings: Settings, state: StateDir, runtime: Runtime, mode: Mode) -> bool:
+def render_stack_files(
+    settings: Settings, state: StateDir, runtime: Runtime, mode: Mode, airflow_ref: str | None = None
+) -> bool:
     """Write .sandbox/airflow.env and .sandbox/compose.env (0600); True when either changed."""
     secrets = state.secrets()
     env = airflow_env(settings, secrets, compose_topology(settings, with_cluster=mode == "full"))
     changed = _write_if_changed(state.airflow_env_file, render_env_file(env))
-    variables = compose_variables(settings, state, runtime, secrets)
+    variables = compose_variables(settings, state, runtime, secrets, airflow_ref)
     changed |= _write_if_changed(state.compose_env_file, render_env_file(variables))
     return changed
 
@@ -154,6 +159,7 @@ class Adapters:
     kube_factory: Callable[[Path], Any] | None = None  # admin kubeconfig -> KubeApi
     tool: Callable[[str, Settings, Reporter], str] | None = None  # finds/downloads kind, kubectl
     build_images: Callable[..., Any] | None = None  # images.build_and_load
+    image_engine: Callable[[], Any] | None = None  # -> images.ImageEngine (the docker SDK)
     api_health: Callable[[str], dict[str, Any]] | None = None
     doctor: Callable[..., Report] = diagnose
     _kind: KindCli | None = field(default=None, init=False)
@@ -189,6 +195,14 @@ class Adapters:
 
         found = find_tool(name, settings)
         return str(found) if found else name
+
+    def images(self) -> Any:
+        """The engine's image API (build, inspect) for this runtime."""
+        if self.image_engine is not None:
+            return self.image_engine()
+        from sandbox.adapters.docker_images import DockerImages
+
+        return DockerImages(self.runtime.base_url)
 
     def kube(self, path: Path) -> Any:
         if self.kube_factory is not None:
@@ -289,10 +303,9 @@ def _ensure_cluster_side(settings: Settings, state: StateDir, reporter: Reporter
 def _ensure_images(settings: Settings, reporter: Reporter, adapters: Adapters, kind: KindCli | None) -> Any:
     if adapters.build_images is not None:
         return adapters.build_images(settings, reporter, kind=kind)
-    from sandbox.adapters.docker_images import DockerImages
     from sandbox.core.images import build_and_load
 
-    return build_and_load(settings, reporter, client=DockerImages(adapters.runtime.base_url), kind=kind)
+    return build_and_load(settings, reporter, client=adapters.images(), kind=kind)
 
 
 def stack_fingerprint(files: Sequence[Path], state: StateDir) -> str:
@@ -316,7 +329,12 @@ def ensure_stack(settings: Settings, state: StateDir, reporter: Reporter, adapte
     healthy, compose is not run at all: a second `up` only verifies.
     """
     state.ensure()
-    if render_stack_files(settings, state, adapters.runtime, mode):
+    airflow_ref = None
+    if settings.airflow_requirements is not None:
+        from sandbox.core.airflow_image import ensure_airflow_image
+
+        airflow_ref = ensure_airflow_image(settings, adapters.images(), reporter)
+    if render_stack_files(settings, state, adapters.runtime, mode, airflow_ref):
         reporter.info(f"rendered {state.airflow_env_file} and {state.compose_env_file}")
     compose = adapters.compose(settings, mode)
     fingerprint = stack_fingerprint(compose.project.files, state)

@@ -171,7 +171,7 @@ def test_airflow_image_version_user_home_and_tools(docker_client: Any, standin_i
     probe = 'echo "$(id -u):$(id -g)|$AIRFLOW_HOME|$(pwd)|$(command -v curl)|$(command -v celery)"'
     code, output = run_once(docker_client, image, ["bash", "-c", probe], environment=NO_WAIT)
     assert code == 0, output
-    assert output.strip() == "50000:0|/opt/airflow|/opt/airflow|/usr/bin/curl|/opt/python/bin/celery"
+    assert output.strip() == "50000:0|/opt/airflow|/opt/airflow|/usr/bin/curl|/home/airflow/.local/bin/celery"
 
     code, output = run_once(docker_client, image, ["python", "-c", "print(6 * 7)"], environment=NO_WAIT)
     assert (code, output.strip()) == (0, "42")

@@ -364,6 +364,46 @@ def test_down_keeps_data_and_purge_removes_everything(rig: Rig) -> None:
     assert not state.path.exists() and result.purged
 
 
+class _ExtendingEngine:
+    """The image API as ensure_airflow_image uses it (the real build runs in
+    tests/containers/test_airflow_image.py): records builds, then knows the built tags."""
+
+    def __init__(self) -> None:
+        self.built: list[str] = []
+
+    def inspect(self, reference: str) -> object | None:
+        return object() if reference in self.built else None
+
+    def build(self, context: object, *, tag: str, **kwargs: object) -> str:
+        self.built.append(tag)
+        return "sha256:" + "ab" * 32
+
+
+def test_airflow_requirements_run_the_extended_image_and_a_change_recreates_the_stack(rig: Rig) -> None:
+    import dataclasses
+
+    from sandbox.core.airflow_image import EXTENDED_REPOSITORY
+
+    requirements = rig.settings.project_dir / "requirements-airflow.txt"
+    requirements.write_text("pandas==2.2.3\n")
+    rig.settings = dataclasses.replace(rig.settings, airflow_requirements=requirements)
+    engine = _ExtendingEngine()
+    rig.adapters.image_engine = lambda: engine
+    rig.up()
+    state = StateDir(rig.settings.state_dir)
+    [ref] = engine.built
+    assert ref.startswith(EXTENDED_REPOSITORY + ":")
+    assert f"SANDBOX_AIRFLOW_IMAGE={ref}\n" in state.compose_env_file.read_text()
+    before = len(rig.runner.calls)
+    rig.up()  # unchanged: no build, no compose up
+    assert engine.built == [ref] and not any(c.line.endswith(" up -d") for c in rig.runner.calls[before:])
+    requirements.write_text("pandas==2.2.3\npyarrow==18.1.0\n")
+    before = len(rig.runner.calls)
+    rig.up()
+    assert len(engine.built) == 2 and engine.built[1] != ref
+    assert any(c.line.endswith(" up -d") for c in rig.runner.calls[before:])  # the new image runs
+
+
 def test_a_renamed_sandbox_is_refused_until_the_old_one_is_down(rig: Rig) -> None:
     """Changing `name` while the old cluster and containers run would orphan them: up and down
     refuse, naming the old name and the command that stops it; after that, the rename goes."""
