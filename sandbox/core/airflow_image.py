@@ -23,7 +23,8 @@ from sandbox.progress import Reporter
 if TYPE_CHECKING:
     from sandbox.core.images import ImageEngine
 
-EXTENDED_REPOSITORY = "docker.io/library/sandbox-airflow"
+HISTORY_NAME = "sandbox-airflow"  # its refs in .sandbox/images-built.json, for `sandbox prune`
+EXTENDED_REPOSITORY = f"docker.io/library/{HISTORY_NAME}"
 LABEL = "sandbox.airflow-image"
 TAG_LENGTH = 12
 # apache-airflow is named in the same install, pinned, so no requirement can up- or downgrade it
@@ -82,4 +83,7 @@ def ensure_airflow_image(settings: Settings, client: ImageEngine, reporter: Repo
                     exc.failure,
                     hint=f"fix {settings.airflow_requirements} (pip's output is above), then run `sandbox up`",
                 ) from None
+    from sandbox.core.images import remember_built
+
+    remember_built(settings, [ref.rpartition("/")[2]])
     return ref

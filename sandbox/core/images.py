@@ -634,20 +634,27 @@ def prune(
     build_args: Mapping[str, str] | None = None,
     dry_run: bool = False,
 ) -> PruneResult:
-    """Remove the task image tags the current sources no longer produce, locally and on nodes.
+    """Remove the task image tags the current sources no longer produce, locally and on nodes,
+    and (without names) the extended Airflow images the current airflow_requirements do not.
 
     Locally only refs this sandbox recorded building go (another project's images share the
     engine); on the nodes, which belong to this sandbox's cluster, any superseded content tag of
     a known task image goes. The current tags always stay.
     """
-    planned, _ = _planned(settings, names, build_args)
+    from sandbox.core.airflow_image import HISTORY_NAME, planned_ref
+
+    args = build_args_for(settings, build_args)
+    planned = [plan(image, args) for image in select(discover(settings), names)]
     current = {p.name: p.canonical_ref for p in planned}
+    engine_current = dict(current)
+    if not names:  # the extended Airflow image: none is current without airflow_requirements
+        engine_current[HISTORY_NAME] = planned_ref(settings) if settings.airflow_requirements else ""
     built = read_built(settings)
     engine_removed: list[str] = []
-    for name in current:
+    for name in engine_current:
         remaining: list[str] = []
         for ref in built.get(name, []):
-            if CANONICAL_PREFIX + ref == current[name]:
+            if CANONICAL_PREFIX + ref == engine_current[name]:
                 remaining.append(ref)
             elif client.inspect(CANONICAL_PREFIX + ref) is not None:
                 if dry_run:
@@ -683,7 +690,7 @@ def prune(
             )
     else:
         reporter.info(f"no running cluster {settings.cluster_name!r}: only local images pruned")
-    kept = tuple(ref.removeprefix(CANONICAL_PREFIX) for ref in current.values())
+    kept = tuple(ref.removeprefix(CANONICAL_PREFIX) for ref in engine_current.values() if ref)
     return PruneResult(kept, tuple(engine_removed), nodes_removed, dry_run)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.adapters.docker_images import BuildFailed, DockerImages
 from sandbox.config import Settings, airflow_image, airflow_version
+from sandbox.core import images
 from sandbox.core.airflow_image import EXTENDED_REPOSITORY, LABEL, ensure_airflow_image, planned_ref
 from sandbox.progress import SilentReporter
 
@@ -53,6 +54,12 @@ def test_requirements_are_importable_in_the_extended_image_as_any_uid(
     (tmp_path / "requirements-airflow.txt").write_text(f"{REQUIREMENT}\n# pinned for the team\n")
     assert planned_ref(settings) != ref  # a changed file is a new tag: `up` recreates the containers
     assert planned_ref(Settings(project_dir=tmp_path)) == airflow_image()  # none: the official image
+
+    # the superseded extended image is what `sandbox prune` removes; the current one stays
+    current = ensure_airflow_image(settings, engine, SilentReporter())
+    result = images.prune(settings, SilentReporter(), engine, None)
+    assert result.engine == (ref.rpartition("/")[2],) and result.kept == (current.rpartition("/")[2],)
+    assert engine.inspect(ref) is None and engine.inspect(current) is not None
 
 
 def test_an_uninstallable_requirement_is_one_line_plus_pips_output(engine: DockerImages, tmp_path: Path) -> None:

@@ -451,6 +451,18 @@ def test_prune_without_a_cluster_prunes_the_engine_only(tmp_path: Path) -> None:
     assert any("only local images pruned" in line for line in reporter.messages)
 
 
+def test_prune_without_names_also_removes_extended_airflow_images_not_current(tmp_path: Path) -> None:
+    settings, item, engine, kind, old_ref = _prune_setup(tmp_path)
+    old_airflow = "sandbox-airflow:aaaaaaaaaaaa"
+    engine.local[images.CANONICAL_PREFIX + old_airflow] = ImageInfo("sha256:" + "aa" * 32, (old_airflow,), 1, "")
+    images.remember_built(settings, [old_airflow])
+    only_recommend = images.prune(settings, SilentReporter(), engine, kind, ["recommend"], dry_run=True)
+    assert old_airflow not in only_recommend.engine  # named images only
+    result = images.prune(settings, SilentReporter(), engine, kind)
+    assert set(result.engine) == {old_ref, old_airflow}  # no airflow_requirements: none is current
+    assert result.kept == (item.ref,)
+
+
 def test_build_args_come_from_settings_and_flags_add_to_them(tmp_path: Path) -> None:
     settings = project(tmp_path, "recommend")
     configured = Settings(
