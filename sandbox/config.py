@@ -7,6 +7,7 @@ the CLI reads os.environ for configuration.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -176,7 +177,8 @@ def _file_values(project_dir: Path) -> dict[str, Any]:
         if toml_file.is_file():
             values = tomllib.loads(toml_file.read_text(encoding="utf-8"))
         elif pyproject.is_file():
-            values = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("sandbox", {})
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+            values = tool.get("sandbox", {}) if isinstance(tool, Mapping) else {}
         else:
             return {}
     except tomllib.TOMLDecodeError as exc:
@@ -220,10 +222,19 @@ def _numbers(key: str, table: Mapping[str, Any], model: type, kind: type) -> dic
     for name, value in table.items():
         if name not in known:
             raise ConfigError(f"unknown setting {key}.{name}", hint=f"known: {', '.join(sorted(known))}")
+        bad = ConfigError(
+            f"{key}.{name} must be {'a whole' if kind is int else 'a positive'} number, not {value!r}",
+            hint=f"e.g. {name} = {getattr(model(), name)}",
+        )
+        if isinstance(value, bool):
+            raise bad
         try:
-            numbers[name] = kind(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}.{name} must be a number, not {value!r}", hint=f"e.g. {name} = {getattr(model(), name)}") from None
+            raise bad from None
+        if not math.isfinite(number) or (kind is int and not number.is_integer()) or (kind is float and number <= 0):
+            raise bad
+        numbers[name] = kind(number)
     return numbers
 
 

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         code = app(args=argv, standalone_mode=False)
-        if code == 130:  # Typer's answer to Ctrl-C (no command of ours exits 130)
+        if code == 130:  # Typer's answer to Ctrl-C (`sandbox airflow` exits with sys.exit instead)
             _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
     except TyperException as exc:  # click's usage errors, as Typer re-exports them
@@ -102,14 +102,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted()
-    except OSError as exc:  # a path the sandbox cannot read or write: one line, not a traceback
+    except OSError as exc:  # a path it cannot use, or a connection that broke: one line
         if debug:
             console.err.print_exception()
-        where = f": {exc.filename}" if exc.filename else ""
-        console.error(
-            f"{exc.strerror or exc}{where}",
-            "check that path's permissions: the sandbox reads and writes the project folder and its .sandbox/",
-        )
+        if exc.filename:
+            console.error(
+                f"{exc.strerror or exc}: {exc.filename}",
+                "check that path's permissions: the sandbox reads and writes the project folder and its .sandbox/",
+            )
+        else:  # the docker SDK's and HTTP clients' errors are OSErrors too
+            console.error(str(exc) or type(exc).__name__, "is the container engine running? `sandbox doctor` checks")
         sys.exit(1)
     except SystemExit as exc:
         if exc.code == 130 and _caused_by_interrupt(exc):

@@ -60,7 +60,9 @@ def down(
         question = f"Remove the cluster, containers, the Airflow database volume and {settings.state_dir}?"
         try:
             agreed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:  # no answer: stdin closed (CI, a pipe), not a "no" typed
+        except typer.Abort as exc:  # Ctrl-C, or no answer: stdin closed (CI, a pipe)
+            if isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
             raise UsageError("--purge asks before removing data and got no answer", hint="add --yes") from None
         if not agreed:
             raise UsageError("nothing removed", hint="`sandbox down` (without --purge) keeps your data")
@@ -153,7 +155,7 @@ def airflow(ctx: typer.Context) -> None:
         )
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     code = stack.airflow_cli(ctx.obj.settings(), list(ctx.args), tty=tty)
-    raise typer.Exit(code)
+    sys.exit(code)  # airflow's own code, 130 included, never reinterpreted as our Ctrl-C
 
 
 def doctor(

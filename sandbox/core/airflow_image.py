@@ -23,7 +23,7 @@ from sandbox.progress import Reporter
 if TYPE_CHECKING:
     from sandbox.core.images import ImageEngine
 
-HISTORY_NAME = "sandbox-airflow"  # its refs in .sandbox/images-built.json, for `sandbox prune`
+HISTORY_NAME = "sandbox-airflow"  # its refs in .sandbox/images-built.json (images.RESERVED_NAME)
 EXTENDED_REPOSITORY = f"docker.io/library/{HISTORY_NAME}"
 LABEL = "sandbox.airflow-image"
 TAG_LENGTH = 12
@@ -31,13 +31,27 @@ TAG_LENGTH = 12
 # (Airflow's "Extending the image" docs); the image runs pip as its `airflow` user.
 DOCKERFILE = """\
 FROM {base}
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
 COPY requirements.txt /tmp/sandbox-requirements.txt
 RUN pip install --no-cache-dir "apache-airflow=={version}" -r /tmp/sandbox-requirements.txt
 """
+# Of sandbox.toml's [build_args], what this build uses: pip's index settings (declared above) and
+# Docker's predefined proxy arguments, for a laptop behind a corporate proxy or mirror.
+BUILD_ARG_KEYS = frozenset(
+    {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"}
+    | {f"{name}_PROXY" for name in ("HTTP", "HTTPS", "FTP", "NO", "ALL")}
+    | {f"{name}_proxy" for name in ("http", "https", "ftp", "no", "all")}
+)
 
 
 def dockerfile() -> str:
     return DOCKERFILE.format(base=airflow_image(), version=airflow_version())
+
+
+def build_args(settings: Settings) -> dict[str, str]:
+    return {key: value for key, value in sorted(settings.build_args.items()) if key in BUILD_ARG_KEYS}
 
 
 def _requirements(settings: Settings) -> bytes:
@@ -57,7 +71,8 @@ def planned_ref(settings: Settings) -> str:
     if settings.airflow_requirements is None:
         return airflow_image()
     digest = hashlib.sha256()
-    for part in (dockerfile().encode(), _requirements(settings)):
+    args = "".join(f"{key}={value}\n" for key, value in build_args(settings).items()).encode()
+    for part in (dockerfile().encode(), _requirements(settings), args):
         digest.update(len(part).to_bytes(8, "big") + part)
     return f"{EXTENDED_REPOSITORY}:{digest.hexdigest()[:TAG_LENGTH]}"
 
@@ -74,7 +89,10 @@ def ensure_airflow_image(settings: Settings, client: ImageEngine, reporter: Repo
         write_context_tar(context_entries(root), context)
         with reporter.step(f"airflow image with {settings.airflow_requirements.name}"):
             try:
-                client.build(context, tag=ref, labels={LABEL: settings.name}, on_line=reporter.output)
+                client.build(
+                    context, tag=ref, build_args=build_args(settings), labels={LABEL: settings.name},
+                    on_line=reporter.output,
+                )
             except BuildFailed as exc:
                 for line in exc.failure.step_output[-30:]:
                     reporter.info(line)

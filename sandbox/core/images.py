@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -53,6 +53,7 @@ _NEEDS_ARCHIVE = re.compile(
     r"content digest \S+ not found|image: \"[^\"]+\" not present locally", re.IGNORECASE
 )
 CRICTL_IMAGES = ("crictl", "images", "-o", "json")
+RESERVED_NAME = "sandbox-airflow"  # sandbox.core.airflow_image's repository: no task image may take it
 _TASK_TAG = re.compile(rf"^{re.escape(CANONICAL_PREFIX)}(?P<name>[^:/]+):(?P<tag>[0-9a-f]{{{TAG_LENGTH}}})$")
 
 
@@ -197,6 +198,11 @@ def discover(settings: Settings) -> list[TaskImage]:
                 raise ConfigError(
                     f"image folder {candidate} is not a valid image name",
                     hint="rename it with lowercase letters, digits and . _ - (e.g. `feature-prep`)",
+                )
+            if name == RESERVED_NAME:
+                raise ConfigError(
+                    f"image folder {candidate}: {name!r} is the name of the sandbox's extended Airflow image",
+                    hint="rename the folder",
                 )
             if name in found:
                 raise ConfigError(
@@ -382,7 +388,9 @@ def read_built(settings: Settings) -> dict[str, list[str]]:
     except (OSError, json.JSONDecodeError):
         return {}
     images = data.get("images") if isinstance(data, dict) else None
-    return {str(k): [str(r) for r in v] for k, v in (images or {}).items() if isinstance(v, list)}
+    if not isinstance(images, dict):
+        return {}
+    return {str(k): [str(r) for r in v] for k, v in images.items() if isinstance(v, list)}
 
 
 def _write_built(settings: Settings, built: Mapping[str, Sequence[str]]) -> None:
@@ -499,7 +507,7 @@ def _build_planned(
     finally:
         if results:
             write_record(settings, results, known)
-            remember_built(settings, [r.ref for r in results])
+            remember_built(settings, [r.ref for r in results if r.built])  # never another checkout's
     return results
 
 
@@ -607,19 +615,20 @@ def _load_planned(
 # --- prune -----------------------------------------------------------------------------------
 
 
-def superseded_on_node(inventory: Sequence[NodeImage], current: Mapping[str, str]) -> list[NodeImage]:
+def superseded_on_node(inventory: Sequence[NodeImage], current: Mapping[str, Collection[str]]) -> list[NodeImage]:
     """Node images tagged only with content tags of known task images, none of them current.
 
-    `current` maps image name to its canonical ref. An image carrying any other tag (a user's, a
-    system image) is never a candidate, so only what `sandbox load` put there can go.
+    `current` maps image name to the canonical refs that stay. An image carrying any other tag (a
+    user's, a system image) is never a candidate, so only what `sandbox load` put there can go.
     """
+    keep = {ref for refs in current.values() for ref in refs}
     stale: list[NodeImage] = []
     for image in inventory:
         matches = [_TASK_TAG.match(tag) for tag in image.repo_tags]
         if not image.repo_tags or not all(matches):
             continue
         names = {m.group("name") for m in matches if m}
-        if names <= current.keys() and not set(image.repo_tags) & set(current.values()):
+        if names <= current.keys() and not set(image.repo_tags) & keep:
             stale.append(image)
     return stale
 
@@ -645,16 +654,21 @@ def prune(
 
     args = build_args_for(settings, build_args)
     planned = [plan(image, args) for image in select(discover(settings), names)]
-    current = {p.name: p.canonical_ref for p in planned}
+    # What the DAGs use (the record) stays too: it may differ from what the sources give now
+    # (edited since the build, or built with other --build-arg values).
+    recorded = {
+        name: CANONICAL_PREFIX + entry["image"] for name, entry in read_record(settings).items() if entry.get("image")
+    }
+    current = {p.name: {p.canonical_ref, recorded.get(p.name, p.canonical_ref)} for p in planned}
     engine_current = dict(current)
     if not names:  # the extended Airflow image: none is current without airflow_requirements
-        engine_current[HISTORY_NAME] = planned_ref(settings) if settings.airflow_requirements else ""
+        engine_current[HISTORY_NAME] = {planned_ref(settings)} if settings.airflow_requirements else set()
     built = read_built(settings)
     engine_removed: list[str] = []
     for name in engine_current:
         remaining: list[str] = []
         for ref in built.get(name, []):
-            if CANONICAL_PREFIX + ref == engine_current[name]:
+            if CANONICAL_PREFIX + ref in engine_current[name]:
                 remaining.append(ref)
             elif client.inspect(CANONICAL_PREFIX + ref) is not None:
                 if dry_run:
@@ -690,7 +704,7 @@ def prune(
             )
     else:
         reporter.info(f"no running cluster {settings.cluster_name!r}: only local images pruned")
-    kept = tuple(ref.removeprefix(CANONICAL_PREFIX) for ref in engine_current.values() if ref)
+    kept = tuple(sorted(ref.removeprefix(CANONICAL_PREFIX) for refs in engine_current.values() for ref in refs))
     return PruneResult(kept, tuple(engine_removed), nodes_removed, dry_run)
 
 

@@ -306,5 +306,5 @@ def _import_summary(file: str, text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else "unknown import error"
     name = re.escape(Path(file).name)
-    where = re.findall(rf'File "[^"]*{name}", line (\d+)', text)
+    where = re.findall(rf'File "(?:[^"]*/)?{name}", line (\d+)', text)  # that file, not my_{name}
     return f"{last} (line {where[-1]})" if where else last

@@ -31,7 +31,7 @@ from sandbox.core.follow import (
     follow_run,
     log_tail,
 )
-from sandbox.errors import AirflowApiError, DagImportFailed, RunExists, UnknownDag, UsageError
+from sandbox.errors import AirflowApiError, DagImportFailed, RunExists, UnknownDag, UsageError, WaitTimeout
 from sandbox.state import ADMIN_USER, StateDir
 from sandbox.waiting import NotReady, wait_until
 
@@ -105,14 +105,17 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
     record it reads changed): the DAG processor is about to parse it again.
     """
     files = _mentions(settings, dag_id)
+    pending: list[ImportErrorRecord] = []  # an import error waited out as stale
 
     def check() -> Dag:
         dag = api.get_dag(dag_id)
         errors = api.import_errors() if dag is None or dag.has_import_errors else []
         error = _import_error_for(errors, files, settings)
+        pending.clear()
         if error is not None:
             stale = _changed_since(settings, error.filename, error.timestamp)
             if stale is not None:
+                pending.append(error)
                 raise NotReady(f"{stale} changed since its import error")
             raise _import_failed(dag_id, error)
         if dag is not None:
@@ -130,13 +133,18 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
             )
         raise NotReady(f"{', '.join(p.name for p in files)} not parsed yet")
 
-    return wait_until(
-        check,
-        what=f"DAG {dag_id!r} to be parsed",
-        timeout=settings.timeouts.dag_parsed,
-        interval=0.25,
-        hint="look at the dag-processor's log (`sandbox logs dag-processor`)",
-    )
+    try:
+        return wait_until(
+            check,
+            what=f"DAG {dag_id!r} to be parsed",
+            timeout=settings.timeouts.dag_parsed,
+            interval=0.25,
+            hint="look at the dag-processor's log (`sandbox logs dag-processor`)",
+        )
+    except WaitTimeout:
+        if pending:  # never re-parsed (or the engine's clock is ahead of ours): show the error itself
+            raise _import_failed(dag_id, pending[0]) from None
+        raise
 
 
 # -- run-dag ---------------------------------------------------------------------------------------

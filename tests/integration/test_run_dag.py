@@ -210,3 +210,34 @@ def test_without_scheduled_runs_run_dag_starts_only_its_own_run(sandbox, airflow
         assert [(r.run_type, r.logical_date) for r in runs] == [("manual", datetime(2021, 12, 1, tzinfo=UTC))]
     finally:
         path.unlink()
+
+
+def test_an_import_error_that_never_looks_current_is_still_reported(sandbox, airflow_stack, api) -> None:
+    """A file whose mtime stays ahead of every import error (a host clock ahead of the engine's)
+    is waited for as "re-parse pending" only until dag_parsed runs out; then the error itself,
+    not a timeout, is what run-dag reports."""
+    import dataclasses
+    import time
+
+    from sandbox.config import Timeouts
+    from sandbox.core.runs import wait_parsed
+    from sandbox.errors import DagImportFailed
+
+    path = airflow_stack.dags_folder / "sbx_drift.py"
+    path.write_text("from airflow.sdk import DAG\nimport sbx_module_missing_for_drift\nDAG('sbx_drift', schedule=None)\n")
+    try:
+        first = sandbox("run-dag", "sbx_drift", "--date", "2021-12-01", "--no-lint")
+        assert first.returncode == 1 and "sbx_module_missing_for_drift" in first.stderr
+        ahead = time.time() + 3600
+        os.utime(path, (ahead, ahead))
+        settings = dataclasses.replace(airflow_stack.settings, timeouts=Timeouts(dag_parsed=3))
+        started = time.monotonic()
+        try:
+            wait_parsed(api, settings, "sbx_drift")
+        except DagImportFailed as exc:
+            assert "No module named 'sbx_module_missing_for_drift'" in exc.message
+        else:
+            raise AssertionError("the import error was not reported")
+        assert time.monotonic() - started >= 3  # it did wait for a re-parse first
+    finally:
+        path.unlink()

@@ -193,7 +193,12 @@ def test_readme_settings_example_is_valid(repo: Path, tmp_path: Path) -> None:
     ("toml", "message"),
     [
         ("ports = 8080\n", "ports must be a table, not 8080"),
-        ('[ports]\napi = "abc"\n', "ports.api must be a number, not 'abc'"),
+        ('[ports]\napi = "abc"\n', "ports.api must be a whole number, not 'abc'"),
+        ("[ports]\napi = true\n", "ports.api must be a whole number, not True"),
+        ("[ports]\nflower = 8080.9\n", "ports.flower must be a whole number"),
+        ("[ports]\napi = inf\n", "ports.api must be a whole number, not inf"),
+        ("[timeouts]\nrun = -5\n", "timeouts.run must be a positive number"),
+        ("[timeouts]\nrun = nan\n", "timeouts.run must be a positive number"),
         ("[ports]\nbogus = 1\n", "unknown setting ports.bogus"),
         ("[ports]\napi = 99999\n", "port(s) out of range: api=99999"),
         ("[ports]\napi = 5555\n", "two services share a host port"),
@@ -214,7 +219,7 @@ def test_unreadable_settings_files_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "sandbox.toml").write_bytes(b'name = "\xff"\n')
     with pytest.raises(ConfigError, match="is not UTF-8 text"):
         load_settings(tmp_path, environ={})
-    with pytest.raises(ConfigError, match="ports.api must be a number"):
+    with pytest.raises(ConfigError, match="ports.api must be a whole number"):
         load_settings(tmp_path / "elsewhere", environ={"SANDBOX_PORT_API": "eighty"})
 
 

@@ -383,7 +383,7 @@ def _node(id_: str, *tags: str) -> images.NodeImage:
 
 
 def test_only_images_tagged_solely_with_superseded_content_tags_are_stale_on_a_node() -> None:
-    current = {"recommend": "docker.io/library/recommend:3f2a9c1b7d4e"}
+    current = {"recommend": {"docker.io/library/recommend:3f2a9c1b7d4e"}}
     system = images.parse_crictl_images(fixture("images-fresh-node.json"))
     old = _node("sha256:01", "docker.io/library/recommend:0123456789ab")
     inventory = [
@@ -431,6 +431,32 @@ def test_prune_removes_superseded_tags_locally_and_from_every_node(tmp_path: Pat
     # the history forgets what went; a folder that is gone is not this command's business
     assert images.read_built(settings) == {"recommend": [item.ref], "gone": ["gone:0123456789ab"]}
     assert stat.S_IMODE(settings.state_dir.joinpath("images-built.json").stat().st_mode) == 0o600
+
+
+def test_prune_keeps_what_the_dags_use_even_when_the_sources_moved_on(tmp_path: Path) -> None:
+    """The record (what task_image() resolves) may name a tag the sources no longer give: built
+    with other --build-arg values, or a Dockerfile edited since. Pods still ask for it."""
+    settings, item, engine, kind, old_ref = _prune_setup(tmp_path)
+    built = images.BuildResult("recommend", old_ref, "sha256:" + "cd" * 32, "0123456789ab", True, 0.0, 1, "")
+    images.write_record(settings, [built], ["recommend"])
+    result = images.prune(settings, SilentReporter(), engine, kind)
+    assert result.engine == () and engine.removed == []
+    assert not any(argv[1] == "rmi" for _, argv in engine.execs)
+    assert result.kept == tuple(sorted((item.ref, old_ref)))
+
+
+def test_a_task_image_may_not_take_the_extended_airflow_images_name(tmp_path: Path) -> None:
+    settings = project(tmp_path, "sandbox-airflow")
+    with pytest.raises(ConfigError, match="name of the sandbox's extended Airflow image"):
+        images.discover(settings)
+
+
+def test_a_corrupt_build_history_reads_as_empty(tmp_path: Path) -> None:
+    settings = project(tmp_path, "recommend")
+    settings.state_dir.mkdir()
+    for body in ('{"images": ["x"]}', "[1]", "not json"):
+        (settings.state_dir / "images-built.json").write_text(body)
+        assert images.read_built(settings) == {}
 
 
 def test_prune_dry_run_removes_nothing(tmp_path: Path) -> None:
