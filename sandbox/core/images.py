@@ -9,12 +9,14 @@ therefore does no image work: it hashes the contexts, inspects one tag per image
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -400,14 +402,25 @@ def _write_built(settings: Settings, built: Mapping[str, Sequence[str]]) -> None
     write_private(state.built_images_file, json.dumps(body, indent=2) + "\n")
 
 
+@contextmanager
+def _history_lock(settings: Settings) -> Iterator[None]:
+    """Serialises read-modify-write of the history between a `build` and a `prune` running at once."""
+    state = StateDir(settings.state_dir)
+    state.ensure()
+    with open(state.built_images_file.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def remember_built(settings: Settings, refs: Sequence[str]) -> None:
-    built = read_built(settings)
-    for ref in refs:
-        name = ref.partition(":")[0]
-        history = built.setdefault(name, [])
-        if ref not in history:
-            history.append(ref)
-    _write_built(settings, built)
+    with _history_lock(settings):
+        built = read_built(settings)
+        for ref in refs:
+            name = ref.partition(":")[0]
+            history = built.setdefault(name, [])
+            if ref not in history:
+                history.append(ref)
+        _write_built(settings, built)
 
 
 # --- build -----------------------------------------------------------------------------------
@@ -633,6 +646,36 @@ def superseded_on_node(inventory: Sequence[NodeImage], current: Mapping[str, Col
     return stale
 
 
+def _prune_engine(
+    settings: Settings, reporter: Reporter, client: ImageEngine, keep: Mapping[str, Collection[str]], dry_run: bool
+) -> list[str]:
+    """Remove from the engine every recorded ref of the named images not in `keep`; forget them."""
+    removed: list[str] = []
+    with _history_lock(settings):
+        built = read_built(settings)
+        for name in keep:
+            remaining: list[str] = []
+            for ref in built.get(name, []):
+                if CANONICAL_PREFIX + ref in keep[name]:
+                    remaining.append(ref)
+                elif client.inspect(CANONICAL_PREFIX + ref) is not None:
+                    if dry_run:
+                        remaining.append(ref)
+                    else:
+                        try:
+                            client.remove(CANONICAL_PREFIX + ref)
+                        except ImageInUse as exc:
+                            reporter.info(f"kept {ref}: {exc}")
+                            remaining.append(ref)
+                            continue
+                    removed.append(ref)
+            if name in built:
+                built[name] = remaining
+        if not dry_run:
+            _write_built(settings, built)
+    return removed
+
+
 def prune(
     settings: Settings,
     reporter: Reporter,
@@ -663,28 +706,7 @@ def prune(
     engine_current = dict(current)
     if not names:  # the extended Airflow image: none is current without airflow_requirements
         engine_current[HISTORY_NAME] = {planned_ref(settings)} if settings.airflow_requirements else set()
-    built = read_built(settings)
-    engine_removed: list[str] = []
-    for name in engine_current:
-        remaining: list[str] = []
-        for ref in built.get(name, []):
-            if CANONICAL_PREFIX + ref in engine_current[name]:
-                remaining.append(ref)
-            elif client.inspect(CANONICAL_PREFIX + ref) is not None:
-                if dry_run:
-                    remaining.append(ref)
-                else:
-                    try:
-                        client.remove(CANONICAL_PREFIX + ref)
-                    except ImageInUse as exc:
-                        reporter.info(f"kept {ref}: {exc}")
-                        remaining.append(ref)
-                        continue
-                engine_removed.append(ref)
-        if name in built:
-            built[name] = remaining
-    if not dry_run:
-        _write_built(settings, built)
+    engine_removed = _prune_engine(settings, reporter, client, engine_current, dry_run)
     nodes_removed: dict[str, tuple[str, ...]] | None = None
     nodes: list[str] = []
     if kind is not None:
