@@ -11,11 +11,10 @@ start)
   su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='sandbox'\"" | grep -q 1 ||
     su postgres -c "psql -qc \"CREATE ROLE sandbox LOGIN SUPERUSER PASSWORD 'sandbox'\""
   # `-detached` returns before the node registers with epmd, and `await_startup` fails at once on
-  # an unregistered node: start only when no broker VM runs, then poll `ping` (60 s) before waiting.
+  # an unregistered node: start only when no broker VM runs, then poll `ping` (90 s) before waiting.
   pgrep -u rabbitmq -f 'beam.*-s rabbit' >/dev/null || rabbitmq-server -detached
-  for _ in $(seq 1 120); do rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 0.5; done
-  rabbitmqctl -q ping >/dev/null 2>&1 || {
-    echo "RabbitMQ did not start within 60 s; its log ends with:" >&2
+  timeout 90 bash -c 'until rabbitmqctl -q ping >/dev/null 2>&1; do sleep 0.5; done' || {
+    echo "RabbitMQ did not start within 90 s; its log ends with:" >&2
     tail -n 20 /var/log/rabbitmq/rabbit@"$(hostname -s)".log >&2 || true
     exit 1
   }
