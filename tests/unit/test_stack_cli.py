@@ -151,3 +151,41 @@ def test_usage_errors_read_like_every_other_error(project: Path, args: list[str]
 def test_bare_sandbox_prints_help() -> None:
     result = subprocess.run([str(REPO / ".venv/bin/sandbox")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Usage: sandbox" in result.stdout and "run-dag" in result.stdout
+
+
+def test_ctrl_c_at_the_purge_prompt_is_an_interrupt_and_removes_nothing(project: Path) -> None:
+    """On a real terminal (a pty): ^C at the question exits 130, not "no answer" (2)."""
+    import pty
+    import select
+
+    state = project / ".sandbox"
+    state.mkdir()
+    (state / "secrets.json").write_text("{}")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the pty
+        os.execve(str(REPO / ".venv/bin/python"),
+                  [str(REPO / ".venv/bin/python"), "-m", "sandbox", "-C", str(project), "down", "--purge"], clean)
+    output = b""
+    try:
+        while b"[y/N]" not in output:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"no prompt within 30 s: {output!r}"
+            output += os.read(fd, 1024)
+        os.write(fd, b"\x03")  # the terminal turns ^C into SIGINT for the CLI
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the pty
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, output
+    assert b"interrupted; nothing was lost" in output and b"Traceback" not in output
+    assert (state / "secrets.json").exists()
