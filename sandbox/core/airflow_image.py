@@ -12,21 +12,17 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sandbox.adapters.docker_images import BuildFailed
 from sandbox.config import Settings, airflow_image, airflow_version
 from sandbox.core.build_context import context_entries, write_context_tar
+from sandbox.core.images import CANONICAL_PREFIX, RESERVED_NAME, TAG_LENGTH, ImageEngine, remember_built
 from sandbox.errors import ConfigError
 from sandbox.progress import Reporter
 
-if TYPE_CHECKING:
-    from sandbox.core.images import ImageEngine
-
-HISTORY_NAME = "sandbox-airflow"  # its refs in .sandbox/images-built.json (images.RESERVED_NAME)
-EXTENDED_REPOSITORY = f"docker.io/library/{HISTORY_NAME}"
+# Named like a task image, so its refs share .sandbox/images-built.json and `sandbox prune`.
+EXTENDED_REPOSITORY = CANONICAL_PREFIX + RESERVED_NAME
 LABEL = "sandbox.airflow-image"
-TAG_LENGTH = 12
 # apache-airflow is named in the same install, pinned, so no requirement can up- or downgrade it
 # (Airflow's "Extending the image" docs); the image runs pip as its `airflow` user.
 DOCKERFILE = """\
@@ -101,7 +97,5 @@ def ensure_airflow_image(settings: Settings, client: ImageEngine, reporter: Repo
                     exc.failure,
                     hint=f"fix {settings.airflow_requirements} (pip's output is above), then run `sandbox up`",
                 ) from None
-    from sandbox.core.images import remember_built
-
-    remember_built(settings, [ref.rpartition("/")[2]])
+    remember_built(settings, [ref.removeprefix(CANONICAL_PREFIX)])
     return ref

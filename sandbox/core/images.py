@@ -168,10 +168,6 @@ class PruneResult:
     nodes: Mapping[str, tuple[str, ...]] | None  # None: no cluster to prune
     dry_run: bool
 
-    @property
-    def removed_any(self) -> bool:
-        return bool(self.engine) or any(self.nodes.values() if self.nodes else ())
-
 
 @dataclass(frozen=True)
 class UpResult:
@@ -232,6 +228,18 @@ def select(images: Sequence[TaskImage], names: Sequence[str] | None) -> list[Tas
 def build_args_for(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """sandbox.toml's [build_args], with one command's `--build-arg` values on top."""
     return {**settings.build_args, **(extra or {})}
+
+
+def plan_selected(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    build_args: Mapping[str, str] | None = None,
+    found: Sequence[TaskImage] | None = None,
+) -> list[PlannedImage]:
+    """The selected task images (of `found`, default: all discovered), planned with
+    sandbox.toml's [build_args] plus this command's."""
+    args = build_args_for(settings, build_args)
+    return [plan(image, args) for image in select(discover(settings) if found is None else found, names)]
 
 
 def plan(image: TaskImage, build_args: Mapping[str, str] | None = None) -> PlannedImage:
@@ -436,8 +444,7 @@ def _planned(
             f"no task images found under {folders}",
             hint="add a folder with a Dockerfile there (its name is the image name)",
         )
-    args = build_args_for(settings, build_args)
-    return [plan(image, args) for image in select(images, names)], [i.name for i in images]
+    return plan_selected(settings, names, build_args, images), [i.name for i in images]
 
 
 def _trimmed(lines: Sequence[str]) -> list[str]:
@@ -693,10 +700,9 @@ def prune(
     engine); on the nodes, which belong to this sandbox's cluster, any superseded content tag of
     a known task image goes. The current tags always stay.
     """
-    from sandbox.core.airflow_image import HISTORY_NAME, planned_ref
+    from sandbox.core.airflow_image import planned_ref
 
-    args = build_args_for(settings, build_args)
-    planned = [plan(image, args) for image in select(discover(settings), names)]
+    planned = plan_selected(settings, names, build_args)
     # What the DAGs use (the record) stays too: it may differ from what the sources give now
     # (edited since the build, or built with other --build-arg values).
     recorded = {
@@ -705,7 +711,7 @@ def prune(
     current = {p.name: {p.canonical_ref, recorded.get(p.name, p.canonical_ref)} for p in planned}
     engine_current = dict(current)
     if not names:  # the extended Airflow image: none is current without airflow_requirements
-        engine_current[HISTORY_NAME] = {planned_ref(settings)} if settings.airflow_requirements else set()
+        engine_current[RESERVED_NAME] = {planned_ref(settings)} if settings.airflow_requirements else set()
     engine_removed = _prune_engine(settings, reporter, client, engine_current, dry_run)
     nodes_removed: dict[str, tuple[str, ...]] | None = None
     nodes: list[str] = []
@@ -775,8 +781,7 @@ def status(
     build_args: Mapping[str, str] | None = None,
 ) -> list[ImageStatus]:
     """Each task image's current tag, whether it is built, and which nodes hold it."""
-    args = build_args_for(settings, build_args)
-    planned = [plan(image, args) for image in select(discover(settings), names)]
+    planned = plan_selected(settings, names, build_args)
     inventory: dict[str, list[NodeImage]] | None = None
     if kind is not None:
         try:

@@ -288,8 +288,7 @@ def planned_images(settings: Settings) -> dict[str, str]:
     """name -> `name:<context hash>` for every task image, computed without building."""
     from sandbox.core import images
 
-    args = images.build_args_for(settings)
-    return {i.name: images.plan(i, args).ref for i in images.discover(settings)}
+    return {planned.name: planned.ref for planned in images.plan_selected(settings)}
 
 
 def _relative(path: str | None, folder: Path) -> str:

@@ -90,10 +90,6 @@ def _changed_since(settings: Settings, relative: str | None, parsed: datetime | 
     return relative if modified > parsed else None
 
 
-def _edited_since_parsed(settings: Settings, dag: Dag) -> str | None:
-    return _changed_since(settings, dag.relative_fileloc, dag.last_parsed)
-
-
 def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
     """The DAG once Airflow has parsed its current file; its import error or the known ids
     otherwise.
@@ -119,7 +115,7 @@ def wait_parsed(api: AirflowApi, settings: Settings, dag_id: str) -> Dag:
                 raise NotReady(f"{stale} changed since its import error")
             raise _import_failed(dag_id, error)
         if dag is not None:
-            edited = _edited_since_parsed(settings, dag)
+            edited = _changed_since(settings, dag.relative_fileloc, dag.last_parsed)
             if edited is None:
                 return dag
             raise NotReady(f"{edited} changed since Airflow last parsed it")

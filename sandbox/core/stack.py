@@ -47,10 +47,7 @@ def record_path(state: StateDir) -> Path:
 
 
 def read_mode(state: StateDir) -> Mode | None:
-    try:
-        mode = json.loads(record_path(state).read_text())["mode"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
+    mode = _record(state).get("mode")
     return mode if mode in ("full", "stack-only") else None
 
 
@@ -329,11 +326,9 @@ def ensure_stack(settings: Settings, state: StateDir, reporter: Reporter, adapte
     healthy, compose is not run at all: a second `up` only verifies.
     """
     state.ensure()
-    airflow_ref = None
-    if settings.airflow_requirements is not None:
-        from sandbox.core.airflow_image import ensure_airflow_image
+    from sandbox.core.airflow_image import ensure_airflow_image
 
-        airflow_ref = ensure_airflow_image(settings, adapters.images(), reporter)
+    airflow_ref = ensure_airflow_image(settings, adapters.images(), reporter)  # official without requirements
     if render_stack_files(settings, state, adapters.runtime, mode, airflow_ref):
         reporter.info(f"rendered {state.airflow_env_file} and {state.compose_env_file}")
     compose = adapters.compose(settings, mode)
