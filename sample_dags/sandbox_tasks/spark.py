@@ -133,6 +133,10 @@ def spark_conf(
         # Executor pods stay after the run for `kubectl` and the e2e (the driver's owner
         # reference still removes them with the driver pod).
         "spark.kubernetes.executor.deleteOnTermination": "false",
+        # No PVCs (ACI v1 mounts none): the driver then makes no PVC calls, so its account
+        # needs no PVC rights (sandbox.core.spark_access).
+        "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",
+        "spark.kubernetes.driver.reusePersistentVolumeClaim": "false",
     }
     pull_policy = task_image_pull_policy()
     if pull_policy:
@@ -259,10 +263,13 @@ class SparkDriverSensor(BaseSensorOperator):
         return driver_state(hook.get_pod(self.driver_pod, self.namespace), self.container)
 
     def _log_tail(self, hook: Any) -> str:
+        # Unparsed: the client turns a non-JSON body into the repr of its bytes otherwise.
         try:
-            return hook.core_v1_client.read_namespaced_pod_log(
-                self.driver_pod, self.namespace, container=self.container, tail_lines=self.log_tail_lines
+            response = hook.core_v1_client.read_namespaced_pod_log(
+                self.driver_pod, self.namespace, container=self.container,
+                tail_lines=self.log_tail_lines, _preload_content=False,
             )
+            return response.data.decode("utf-8", "replace")
         except Exception as exc:  # noqa: BLE001 - the failure is reported either way
             return f"(no log: {type(exc).__name__}: {exc})"
 
