@@ -141,7 +141,13 @@ def test_sample_dags_are_clean(repo: Path) -> None:
     assert report.ok, "\n".join(report.lines())
     assert report.tasks, "sample_dags has no KubernetesPodOperator task"
     assert any(t.target == "virtual-node" for t in report.tasks), "no sample task runs on the virtual node"
-    assert not [w for t in report.tasks for w in t.warnings], "\n".join(report.lines())
+    # The one warning the samples accept: Spark itself sets its pods' IP env from the downward
+    # API (docs/spark.md); no template can change that.
+    unexpected = [
+        w for t in report.tasks for w in t.warnings
+        if not (" → spark " in t.task_id and w.rule == "downward-api-ignored")
+    ]
+    assert not unexpected, "\n".join(report.lines())
 
 
 def test_broken_files_are_one_line_each_with_the_line_to_look_at(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
