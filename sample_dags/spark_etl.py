@@ -95,5 +95,5 @@ with DAG(
         namespace=submit.output["namespace"],
         retries=0,  # a failed driver stays failed: rerun from submit
     )
-    result = report(data=DATA, driver=watch_driver.output)
+    report(data=DATA, driver=watch_driver.output)
     submit >> watch_driver

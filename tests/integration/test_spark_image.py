@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -70,13 +71,14 @@ def image(built: images.BuildResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def job_command() -> list[str]:
-    """The application and its arguments from the submit pod the DAG renders for DATE."""
+def submit_pod(image: str) -> dict[str, Any]:
+    """The submit pod the DAG renders for DATE, its image the one just built."""
     from airflow.dag_processing.dagbag import DagBag
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TASK_IMAGE_REGISTRY", "registry.example/ml")
-        mp.setenv("TASK_IMAGE_TAG", "test")
+        registry, _, tag = image.rpartition(":")
+        mp.setenv("TASK_IMAGE_REGISTRY", registry.rpartition("/")[0])
+        mp.setenv("TASK_IMAGE_TAG", tag)
         mp.syspath_prepend(str(DAGS))
         bag = DagBag(dag_folder=DAGS / "spark_etl.py", bundle_path=DAGS, load_op_links=False)
     assert bag.import_errors == {}
@@ -86,7 +88,15 @@ def job_command() -> list[str]:
         {"ds": DATE, "ds_nodash": "20211201", "run_id": "manual", "params": {"fail": False},
          "ti": type("TI", (), {"try_number": 1})(), "dag": dag, "task": task}
     )
-    args = render_pod(task)["spec"]["containers"][0]["args"]
+    pod = render_pod(task)
+    assert pod["spec"]["containers"][0]["image"] == image
+    return pod
+
+
+@pytest.fixture(scope="module")
+def job_command(submit_pod: dict[str, Any]) -> list[str]:
+    """The application and its arguments from the submit pod."""
+    args = submit_pod["spec"]["containers"][0]["args"]
     start = next(i for i, a in enumerate(args) if a.startswith("local://"))
     return [args[start].removeprefix("local://"), *args[start + 1 :]]
 
@@ -96,7 +106,8 @@ def run_driver(engine: DockerImages, image: str, job: list[str], connection: str
     container = engine.client.containers.run(
         image,
         command=["driver", "--master", "local[2]", *job],
-        environment={blob.BLOB_ENV: connection, "SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1"},
+        # The pod IP in a pod; here the host network, where the hostname may not be loopback.
+        environment={blob.BLOB_ENV: connection, "SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1", "SPARK_LOCAL_IP": "127.0.0.1"},
         network_mode="host",
         detach=True,
     )
@@ -116,6 +127,34 @@ def test_spark_submit_runs_in_the_image_as_the_spark_user(engine: DockerImages, 
     assert "version 4.1.2" in output, output[-2000:]
     config = engine.client.api.inspect_image(image)["Config"]
     assert config["User"] == "185:185" and config["Entrypoint"] == ["/opt/entrypoint.sh"]
+
+
+def test_the_submit_wrapper_runs_spark_submit_against_the_api_server(
+    engine: DockerImages, image: str, submit_pod: dict[str, Any]
+) -> None:
+    """The submit pod's own command line in the image, without a cluster (no network): the
+    wrapper writes the templates, spark-submit loads its Kubernetes client and fails to reach
+    kubernetes.default.svc; the failure is one error line and no XCom."""
+    [base, _sidecar] = submit_pod["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in base["env"]}
+    script = (
+        f"{' '.join(map(shlex.quote, base['command'] + base['args']))}; code=$?; "
+        "ls /tmp/spark-pod-templates; test -e /airflow/xcom/return.json && echo XCOM; exit $code"
+    )
+    container = engine.client.containers.run(
+        image, entrypoint=["/bin/bash", "-c"], command=[script], environment=env,
+        network_mode="none", detach=True,
+    )
+    try:
+        code = container.wait(timeout=600)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    assert code == 1, err[-3000:]
+    assert out.split() == ["driver.json", "executor.json"]  # written; no XCOM
+    assert "kubernetes.default.svc" in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: spark-submit exited with")
 
 
 def test_an_unchanged_image_is_not_rebuilt(

@@ -72,6 +72,7 @@ def test_runs_the_e2e_path_in_order(job: dict) -> None:
         ".venv/bin/sandbox lint sample_dags",
         ".venv/bin/sandbox run-dag recommend --date 2021-12-01",
         ".venv/bin/sandbox run-dag train_compare_deploy --date 2021-12-01",
+        ".venv/bin/sandbox run-dag spark_etl --date 2021-12-01",
         ".venv/bin/pytest tests -m e2e",  # asserts on the sample runs' outputs and pods
     ]
     positions = [runs.index(command) for command in expected]
