@@ -1,7 +1,7 @@
 """The `spark` task image built for real on podman and the spark_etl job run inside it.
 
 Built through the product's build code (sandbox.core.images) from the Debian/PyPI base
-(`localhost/sandbox-python:3.11`, tests/images/build_base.sh; setup.sh adds Debian's JRE and
+(`localhost/sandbox-python:3.11`, tests/images/build_base.sh; setup-spark.sh adds Debian's JRE and
 PyPI's pyspark), cached by its content tag like every task image. In the image:
 `spark-submit --version`; then the PySpark job in local mode with the application and arguments
 of the submit pod the DAG renders for 2021-12-01, started through the image's entrypoint in

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The container entrypoint Spark on Kubernetes expects, for images without one (setup.sh installs
+# The container entrypoint Spark on Kubernetes expects, for images without one (setup-spark.sh installs
 # it as /opt/entrypoint.sh; official Spark images bring their own). Spark starts its pods with
 # args `driver ...` or `executor ...` and passes everything else in environment variables set by
 # its BasicDriverFeatureStep / BasicExecutorFeatureStep (SPARK_DRIVER_BIND_ADDRESS,
