@@ -20,7 +20,7 @@ from sandbox.errors import LintFailed, UsageError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from sandbox.adapters.airflow_api import TaskInstance
+    from sandbox.adapters.airflow_api import DagRun, TaskInstance
     from sandbox.config import Settings
     from sandbox.core.follow import BackfillSnapshot, RunSnapshot
     from sandbox.core.runs import BackfillResult, DagsReport, RunResult
@@ -182,7 +182,7 @@ def run_dag(
     with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
 
-        def on_started(run: Any, was_rerun: bool) -> None:
+        def on_started(run: DagRun, was_rerun: bool) -> None:
             action = "cleared and re-running" if was_rerun else "triggered"
             live.console.print(
                 f"{action} {escape(run.dag_id)} {format_logical_date(request.logical_date)}: "
