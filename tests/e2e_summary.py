@@ -8,8 +8,10 @@
   compose container (label com.docker.compose.project), summed from `docker stats --no-stream`
   (MEM USAGE, which excludes the page cache), median of a few samples.
 
-    python tests/e2e_summary.py --up cold=logs/up-cold --up warm=logs/up-warm --memory
-reads logs/up-cold.log (the command's output) and logs/up-cold.seconds (its wall time).
+    python tests/e2e_summary.py memory diagnostics/memory.json      (right after the warm `up`)
+    python tests/e2e_summary.py render --up cold=diagnostics/up-cold --up warm=diagnostics/up-warm \
+        --memory diagnostics/memory.json >> "$GITHUB_STEP_SUMMARY"
+`--up LABEL=PREFIX` reads PREFIX.log (the command's output) and PREFIX.seconds (its wall time).
 """
 
 from __future__ import annotations
@@ -139,25 +141,40 @@ def _read_up(prefix: Path) -> tuple[list[Step], float | None]:
     return steps, wall
 
 
+def measure(out: Path) -> dict[str, int]:
+    """The idle stack's memory per container, written to `out` as JSON for `render`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from sandbox.config import load_settings
+
+    settings = load_settings()
+    names = stack_containers(settings.cluster_name, settings.compose_project)
+    if not names:
+        raise SystemExit(f"no container of kind cluster {settings.cluster_name!r} or compose project "
+                         f"{settings.compose_project!r} is running: is the sandbox up?")
+    memory = idle_memory(names)
+    out.write_text(json.dumps(memory, indent=1, sort_keys=True) + "\n")
+    return memory
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--up", action="append", default=[], metavar="LABEL=PREFIX",
+    commands = parser.add_subparsers(dest="command", required=True)
+    memory = commands.add_parser("memory", help="measure the idle stack's memory into a JSON file")
+    memory.add_argument("out", type=Path)
+    render = commands.add_parser("render", help="the job summary as Markdown, on stdout")
+    render.add_argument("--up", action="append", default=[], metavar="LABEL=PREFIX",
                         help="a `sandbox up` run: PREFIX.log is its output, PREFIX.seconds its wall time")
-    parser.add_argument("--memory", action="store_true", help="measure the idle stack's memory")
+    render.add_argument("--memory", type=Path, help="the JSON file `memory` wrote")
     args = parser.parse_args(argv)
+    if args.command == "memory":
+        measure(args.out)
+        return 0
     ups = {}
     for spec in args.up:
         label, _, prefix = spec.partition("=")
         ups[label] = _read_up(Path(prefix))
-    memory = None
-    if args.memory:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from sandbox.config import load_settings
-
-        settings = load_settings()
-        names = stack_containers(settings.cluster_name, settings.compose_project)
-        memory = idle_memory(names) if names else {}
-    sys.stdout.write(markdown(ups, memory))
+    measured = json.loads(args.memory.read_text()) if args.memory is not None else None
+    sys.stdout.write(markdown(ups, measured))
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from e2e_summary import Step, markdown, mem_usage_bytes, up_steps
+from e2e_summary import Step, main, markdown, mem_usage_bytes, up_steps
 from rich.console import Console
 
 from sandbox.cli.console import RichReporter
@@ -76,3 +76,17 @@ def test_markdown_names_every_step_both_runs_and_the_goals() -> None:
     assert "| **whole stack** | **980 MB** |" in text and "Goal < 3,000 MB: met." in text
     slow = markdown({"warm": ([], 75.0)}, {"n": 3_500 * 10**6})
     assert "goal < 60 s: **missed**" in slow and "Goal < 3,000 MB: **missed**" in slow
+
+
+def test_render_reads_the_files_the_workflow_writes(tmp_path, capsys) -> None:
+    (tmp_path / "up-cold.log").write_text(reporter_output(80), encoding="utf-8")
+    (tmp_path / "up-cold.seconds").write_text("431\n")
+    (tmp_path / "up-warm.log").write_text("✓ kind cluster sandbox (0.3s)\n", encoding="utf-8")
+    # no up-warm.seconds: the warm `up` failed before the workflow wrote it
+    (tmp_path / "memory.json").write_text('{"sandbox-worker": 700000000}\n')
+    assert main(["render", "--up", f"cold={tmp_path}/up-cold", "--up", f"warm={tmp_path}/up-warm",
+                 "--memory", str(tmp_path / "memory.json")]) == 0
+    text = capsys.readouterr().out
+    assert "| compose stack healthy | 0.0 s ✗ | – |" in text
+    assert "| **wall time of the command** | **431 s** | – |" in text
+    assert "| sandbox-worker | 700 MB |" in text
