@@ -42,3 +42,19 @@ AKS_TOLERATIONS = [
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
+
+
+def can_i_argv(verb: str, resource: str, *, namespace: str | None, as_user: str) -> list[str]:
+    """`kubectl auth can-i` for `resource` or `resource/subresource`.
+
+    kubectl reads `can-i get pods/log` as resource `pods` *named* `log`, which the `pods` rule
+    alone allows; a subresource goes in `--subresource` (staging/src/k8s.io/kubectl/pkg/cmd/auth/
+    cani.go: `strings.SplitN(args[1], "/", 2)` -> Resource, ResourceName).
+    """
+    name, _, subresource = resource.partition("/")
+    argv = ["auth", "can-i", verb, name]
+    if subresource:
+        argv += ["--subresource", subresource]
+    if namespace:
+        argv += ["-n", namespace]
+    return [*argv, "--as", as_user]
