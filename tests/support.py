@@ -42,3 +42,7 @@ AKS_TOLERATIONS = [
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
+# Virtual nodes v2, as microsoft/virtualnodesOnAzureContainerInstances' README and
+# Docs/NodeCustomizations.md give them.
+AKS_V2_NODE_SELECTOR = {"virtualization": "virtualnode2"}
+AKS_V2_TOLERATIONS = [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}]

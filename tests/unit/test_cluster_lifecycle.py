@@ -20,7 +20,7 @@ from sandbox.core.cluster import (
     ensure_virtual_node,
     verify_nodes,
 )
-from sandbox.core.kind_config import POST_CREATE_LABELS, VIRTUAL_NODE_TAINT, declared_nodes
+from sandbox.core.kind_config import VIRTUAL_NODE_KINDS, VIRTUAL_NODE_TAINT, declared_nodes
 from sandbox.errors import ClusterError, ConfigError, KubeApiError, ToolMissing
 from sandbox.progress import SilentReporter
 from sandbox.state import StateDir
@@ -47,7 +47,7 @@ def kind_with(runner: RecordingRunner) -> KindCli:
 
 def create_line(settings, state) -> str:
     return (
-        f"kind create cluster --name sandbox --config {settings.kind_config} --wait 300s "
+        f"kind create cluster --name sandbox --config {state.path / cluster.RENDERED_CONFIG_NAME} --wait 300s "
         f"--kubeconfig {state.admin_kubeconfig}"
     )
 
@@ -194,7 +194,7 @@ def test_ensure_virtual_node_labels_only_the_virtual_node_then_verifies(settings
     ensure_virtual_node(settings, kube, SilentReporter())
     assert kube.writes() == [("PATCH", "Node sandbox-worker2")]
     labels = kube.nodes_by_name["sandbox-worker2"].labels
-    assert POST_CREATE_LABELS.items() <= labels.items()
+    assert VIRTUAL_NODE_KINDS["aci-v1"].labels.items() <= labels.items()
     assert "kubernetes.io/role" not in kube.nodes_by_name["sandbox-worker"].labels
     # Idempotent: a second run only reads.
     kube.requests.clear()
