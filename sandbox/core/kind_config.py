@@ -69,6 +69,7 @@ class VirtualNodeKind:
     kind_labels: Mapping[str, str]
     api_labels: Mapping[str, str]
     max_pods: int | None
+    selector: Mapping[str, str]  # the nodeSelector its documentation gives pods
 
     @property
     def labels(self) -> dict[str, str]:
@@ -93,6 +94,7 @@ VIRTUAL_NODE_KINDS: dict[str, VirtualNodeKind] = {
             "node.kubernetes.io/exclude-from-external-load-balancers": "true",
         },
         max_pods=None,
+        selector={"kubernetes.io/role": "agent", "beta.kubernetes.io/os": "linux", "type": "virtual-kubelet"},
     ),
     # Virtual nodes v2 (microsoft/virtualnodesOnAzureContainerInstances): pods select it with
     # virtualization=virtualnode2 (README, Docs/NodeCustomizations.md); Docs/PodCustomizations.md
@@ -106,6 +108,7 @@ VIRTUAL_NODE_KINDS: dict[str, VirtualNodeKind] = {
         kind_labels={VIRTUAL_NODE_TYPE[0]: VIRTUAL_NODE_TYPE[1], "virtualization": "virtualnode2"},
         api_labels={"kubernetes.io/role": "agent", **_OS_LABELS},
         max_pods=200,
+        selector={"virtualization": "virtualnode2"},
     ),
 }
 # Every label some profile's virtual node carries beyond kubelet's own: the ones another
