@@ -408,3 +408,30 @@ def test_status_says_what_the_virtual_node_is_and_when_it_is_the_other_profiles(
     assert status.ok and virtual.kind.startswith("virtual node v2") and virtual.pods_capacity == 110
     assert len(status.notes) == 1 and "takes 110 pods" in status.notes[0]
     assert json.loads(json.dumps(status.to_dict()))["notes"] == list(status.notes)
+
+
+def test_sandbox_status_prints_the_node_kind_capacity_and_note(settings, state, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from sandbox.cli import console
+    from sandbox.cli.stack import _render_status
+
+    ensure_cluster(settings, kind_with(RecordingRunner({r"get clusters": ok("")})), state, SilentReporter())
+    kube = FakeKube.from_specs(declared_nodes(settings))
+    ensure_virtual_node(_v2(settings), kube, SilentReporter())  # switched to v2 on a v1 cluster
+    kind = kind_with(RecordingRunner({r"get clusters": ok("sandbox\n")}))
+    result = SimpleNamespace(
+        mode="full", runtime="docker", cluster=cluster_status(_v2(settings), kind, kube), services=(),
+        missing_services=(), api=None, url="http://127.0.0.1:8080", user="admin", password="pw",
+        problems=(), healthy=True,
+    )
+    recorder = Console(record=True, width=400)
+    monkeypatch.setattr(console, "out", recorder)
+    _render_status(result)
+    text = recorder.export_text()
+    assert "sandbox-worker2 (virtual node v2 (virtualnodesOnAzureContainerInstances))  pods: 110" in text
+    assert "virtualization=virtualnode2" in text
+    assert "note: virtual node sandbox-worker2 takes 110 pods" in text
+    assert "sandbox-worker (worker)" in text

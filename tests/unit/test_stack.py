@@ -25,6 +25,7 @@ from sandbox.adapters.runtime import Engine, Runtime
 from sandbox.config import Ports, Settings, Timeouts
 from sandbox.core import stack
 from sandbox.core.doctor import diagnose
+from sandbox.core.cluster import RENDERED_CONFIG_NAME
 from sandbox.core.kind_config import declared_nodes
 from sandbox.errors import ClusterError, ConfigError, LockHeld, PrerequisiteError, StackError
 from sandbox.progress import SilentReporter
@@ -192,7 +193,7 @@ def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
     ]
     assert order == sorted(order)
     assert rig.runner.argvs[order[1]] == create_argv(
-        "demo", rig.settings.kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
+        "demo", state.path / RENDERED_CONFIG_NAME, wait="1s", kubeconfig=state.admin_kubeconfig
     )
     assert rig.runner.argvs[order[3]] == up_argv(V2, rig.project)
     assert rig.project.files == (rig.settings.compose_file, rig.settings.compose_file.parent / "kind.yaml")
