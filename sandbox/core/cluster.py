@@ -379,21 +379,26 @@ def cluster_status(settings: Settings, kind: KindCli, kube: NodesApi | None) -> 
         return ClusterStatus(name, True, ours, problems=(*problems, exc.message))
     roles = {s.name: s for s in specs}
     statuses = tuple(_node_status(n, roles.get(n.name)) for n in nodes)
-    verification = verify_nodes(specs, nodes)
     problems += [f"node {n.name} is not Ready" for n in nodes if not n.ready]
     wanted = virtual_node_kind(settings.profile)
     by_name = {n.name: n for n in nodes}
-    notes = []
-    for spec in (s for s in specs if s.is_virtual_node and s.name in by_name):
-        live = kind_of_labels(by_name[spec.name].labels)
-        if live is not None and live is not wanted:  # one line instead of one per label
-            verification = [p for p in verification if spec.name not in p]
-            verification.append(
-                f"virtual node {spec.name} is a {live.title} but the profile is {wanted.profile}: "
-                "run `sandbox up` to relabel it"
-            )
-        else:
-            notes += filter(None, [capacity_note(spec, by_name[spec.name])])
+    other_profiles = {  # a virtual node that is wholly another profile's: one line, not one per label
+        s.name: live
+        for s in specs
+        if s.is_virtual_node and s.name in by_name
+        and (live := kind_of_labels(by_name[s.name].labels)) is not None and live is not wanted
+    }
+    verification = verify_nodes([s for s in specs if s.name not in other_profiles], nodes)
+    verification += [
+        f"virtual node {name} is a {live.title} but the profile is {wanted.profile}: run `sandbox up` to relabel it"
+        for name, live in other_profiles.items()
+    ]
+    notes = [
+        note
+        for s in specs
+        if s.is_virtual_node and s.name in by_name and s.name not in other_profiles
+        and (note := capacity_note(s, by_name[s.name]))
+    ]
     problems += verification
     return ClusterStatus(
         name,
