@@ -86,7 +86,7 @@ VIRTUAL_NODE_KINDS: dict[str, VirtualNodeKind] = {
     "aci-v1": VirtualNodeKind(
         profile="aci-v1",
         title="virtual node v1 (virtual-kubelet azure-aci)",
-        kind_labels=dict([VIRTUAL_NODE_TYPE]),
+        kind_labels={VIRTUAL_NODE_TYPE[0]: VIRTUAL_NODE_TYPE[1]},
         api_labels={
             "kubernetes.io/role": "agent",
             **_OS_LABELS,
