@@ -251,8 +251,8 @@ def capacity_note(spec: NodeSpec, node: Node) -> str | None:
     """One line when the virtual node's pod capacity is not the profile's. Kubelet reads
     --max-pods when it starts and reports it as status.capacity.pods on every status update, so
     neither a relabel nor a PATCH of the status can change it: only a new node can."""
-    if spec.pods_capacity is None or node.pods_capacity == spec.pods_capacity:
-        return None
+    if spec.pods_capacity is None or node.pods_capacity in (None, spec.pods_capacity):
+        return None  # no capacity in the profile, none reported yet, or the right one
     kind = kind_of_labels(spec.labels)
     title = kind.title if kind else "the virtual node"
     return (
