@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from support import AKS_V2_NODE_SELECTOR, AKS_V2_TOLERATIONS, REPO, require
 
 from sandbox.adapters.kube import Node, parse_node
 from sandbox.config import load_settings
 from sandbox.core.cluster import verify_nodes
-from sandbox.core.kind_config import VIRTUAL_NODE_KINDS, declared_nodes, kind_of_labels
+from sandbox.core.kind_config import VIRTUAL_NODE_KINDS, VIRTUAL_NODE_TAINT, declared_nodes, kind_of_labels
+from sandbox.proc import run
 from sandbox.state import StateDir
 from sandbox.waiting import NotReady, wait_until
 
@@ -169,3 +171,40 @@ def _bound_node(kubectl, name: str) -> str:
         raise NotReady(f"pod {name}: no scheduling decision yet")
 
     return wait_until(decided, what=f"a scheduling decision for pod {name}", timeout=90, interval=1)
+
+
+def test_kind_registers_a_fresh_v2_node_with_its_labels_and_200_pods(tmp_path) -> None:
+    """What a new cluster under aci-v2 gets from its first registration, proved on a throwaway
+    kind cluster made from the same rendered config `sandbox up` hands kind: the labels reach
+    kubelet's --node-labels, and the unversioned max-pods patch is merged by kind into kubeadm's
+    kubeletExtraArgs (kind pkg/internal/patch/kubeadm_merge.go), so kubelet reports 200 pods."""
+    from sandbox.adapters.kind import KindCli
+    from sandbox.core.kind_config import render_kind_config
+    from sandbox.core.tools import find_tool
+
+    kind_binary, kubectl_binary = find_tool("kind", SETTINGS), find_tool("kubectl", SETTINGS)
+    require(kind_binary is not None and kubectl_binary is not None, "kind/kubectl missing (`make up` downloads them)")
+    # The project's kind-config.yaml without the ordinary worker: the control plane and the
+    # virtual node are all this needs, next to the running sandbox.
+    source = yaml.safe_load(SETTINGS.kind_config.read_text())
+    source["nodes"] = [n for n in source["nodes"] if n["role"] == "control-plane" or n.get("labels")]
+    config = tmp_path / "kind-config.v2.yaml"
+    config.write_text(render_kind_config(yaml.safe_dump(source), "aci-v2"))
+    kubeconfig = tmp_path / "kubeconfig"
+    kind, name = KindCli(str(kind_binary)), "sbx-v2-probe"
+    try:
+        kind.create(name, config, wait="300s", kubeconfig=kubeconfig, timeout=600)
+        listed = run(
+            [str(kubectl_binary), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "json"], timeout=60
+        )
+        nodes = [parse_node(i) for i in json.loads(listed.stdout)["items"]]
+        (node,) = [n for n in nodes if n.labels.get("type") == "virtual-kubelet"]
+        assert node.pods_capacity == 200, node
+        assert node.labels.get("virtualization") == "virtualnode2", node.labels
+        assert VIRTUAL_NODE_TAINT in node.taints, node.taints
+        assert [n.pods_capacity for n in nodes if n is not node] == [110]  # the control plane: kubelet's default
+        # Only the labels kubelet refuses are missing, as right after any `kind create`.
+        missing = {k for k, v in V2.labels.items() if node.labels.get(k) != v}
+        assert missing == {"kubernetes.io/role"}, node.labels
+    finally:
+        kind.delete(name, kubeconfig=kubeconfig)
