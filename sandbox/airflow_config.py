@@ -51,6 +51,10 @@ TUNING_KEYS: tuple[str, ...] = (
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL",
 )
 
+# What the DAG helper (sample_dags/sandbox_tasks) reads to aim pod tasks at the profile's
+# virtual node; `sandbox lint` sets it too while it parses DAG files.
+PROFILE_ENV = "SANDBOX_PROFILE"
+
 DB_USER = "airflow"
 DB_NAME = "airflow"
 BROKER_USER = "airflow"
@@ -160,6 +164,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
     if topology.blob_endpoint is not None:
         env[blob.BLOB_ENV] = blob.connection_string(topology.blob_endpoint)
     env["SANDBOX_TASK_NAMESPACE"] = settings.task_namespace
+    env[PROFILE_ENV] = settings.profile
     env["SANDBOX_CLUSTER"] = "kind" if topology.kubeconfig is not None else "none"
     return env
 

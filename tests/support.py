@@ -58,3 +58,9 @@ def can_i_argv(verb: str, resource: str, *, namespace: str | None, as_user: str)
     if namespace:
         argv += ["-n", namespace]
     return [*argv, "--as", as_user]
+
+
+# Virtual nodes v2, as microsoft/virtualnodesOnAzureContainerInstances' README and
+# Docs/NodeCustomizations.md give them.
+AKS_V2_NODE_SELECTOR = {"virtualization": "virtualnode2"}
+AKS_V2_TOLERATIONS = [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}]

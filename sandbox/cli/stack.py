@@ -103,8 +103,10 @@ def _render_status(result: StackStatus) -> None:
             extra = ""
             if node.is_virtual_node:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()) if not k.startswith("node-role"))
-                extra = f"  labels: {labels}  taints: {', '.join(node.taints)}"
-            out.print(f"  {mark} {node.name} ({'virtual node' if node.is_virtual_node else node.role}){extra}", markup=True)
+                extra = f"  pods: {node.pods_capacity}  labels: {labels}  taints: {', '.join(node.taints)}"
+            out.print(f"  {mark} {node.name} ({node.kind}){extra}", markup=True)
+        for note in cluster.notes:
+            out.print(f"  note: {note}", markup=False)
     if result.services or result.missing_services:
         out.print("[bold]services[/]")
         for s in result.services:

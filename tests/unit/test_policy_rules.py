@@ -130,15 +130,25 @@ TOLERATION = {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effec
         (None, False),
     ],
 )
+@pytest.mark.parametrize("profile", PROFILES)
 def test_match_condition_selects_pods_tolerating_the_virtual_node(
-    tolerations: list[dict[str, str]] | None, matched: bool
+    tolerations: list[dict[str, str]] | None, matched: bool, profile: str, repo: Path
 ) -> None:
+    """The policy looks at exactly the pods that tolerate the taint of the profile's virtual
+    node, as placement (Kubernetes' ToleratesTaint) decides it."""
+    from sandbox.config import load_settings
+    from sandbox.core.kind_config import declared_nodes
+    from sandbox.core.placement import tolerates
+
     spec: dict[str, Any] = {"containers": [{"name": "base", "image": "busybox:1.36", "args": ["x"]}]}
     if tolerations is not None:
         spec["tolerations"] = tolerations
     pod = {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+    (virtual,) = [n for n in declared_nodes(load_settings(repo, environ={}), profile=profile) if n.is_virtual_node]
+    taint = next(t for t in virtual.taints if t.key == "virtual-kubelet.io/provider")
+    assert tolerates(tolerations or [], taint) is matched
     assert bool(evaluate(load_rules().match_expression, activation({"object": pod}))) is matched
-    verdict = check_pod(pod, "aci-v1")
+    verdict = check_pod(pod, profile)
     assert verdict.matched is matched
     assert [r.id for r in verdict.violations] == (["command-with-args"] if matched else [])
 

@@ -249,7 +249,7 @@ def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
     assert order == sorted(order)
     assert sum(line.endswith("compose version --short") for line in lines) == 1  # compose found once per up
     assert rig.runner.argvs[order[1]] == create_argv(
-        "demo", rig.settings.kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
+        "demo", state.rendered_kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
     )
     assert rig.runner.argvs[order[3]] == up_argv(V2, rig.project)
     assert rig.project.files == (rig.settings.compose_file, rig.settings.compose_file.parent / "kind.yaml")
