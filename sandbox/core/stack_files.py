@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.airflow_config import airflow_env, compose_topology, render_env_file
+from sandbox.core.airflow_config import airflow_env, compose_topology, render_env_file
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Settings, airflow_image
 from sandbox.core import blob
 from sandbox.errors import ConfigError

@@ -15,7 +15,7 @@ import yaml
 
 from support import require_tool
 from sandbox.adapters.runtime import Engine, Runtime
-from sandbox.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
+from sandbox.core.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Ports, Settings, airflow_image
 from sandbox.core.stack_files import compose_files, compose_variables, render_stack_files
 from sandbox.state import StateDir
