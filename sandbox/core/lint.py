@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import PROFILES, Settings
-from sandbox.airflow_config import PROFILE_ENV
+from sandbox.core.airflow_config import PROFILE_ENV
+from sandbox.core.images.records import RECORD_ENV
 from sandbox.core.kind_config import VIRTUAL_NODE_TAINT, NodeSpec, declared_nodes, virtual_node_kind
 from sandbox.core.placement import predict
-from sandbox.core.images.records import RECORD_ENV
 from sandbox.core.policy import check_pod
 from sandbox.errors import ConfigError, UsageError
 from sandbox.text import last_line

@@ -172,7 +172,7 @@ def test_the_dag_helper_knows_exactly_the_sandboxs_profiles(monkeypatch: pytest.
 
 
 def test_the_compose_env_tells_the_dag_helper_the_profile(tmp_path: Path) -> None:
-    from sandbox.airflow_config import airflow_env, compose_topology
+    from sandbox.core.airflow_config import airflow_env, compose_topology
     from sandbox.config import load_settings
     from sandbox.state import Secrets
 
