@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from sandbox.adapters.compose import COMPOSE_V2_HINT, ComposeCommand, find_compose
+from sandbox.adapters.compose import COMPOSE_V2_HINT, ComposeCommand, probe_compose
 from sandbox.adapters.runtime import Runtime, detect_runtime, has_systemd, podman_socket_hint
 from sandbox.config import Settings
 from sandbox.errors import PrerequisiteError, SandboxError
@@ -97,14 +97,16 @@ def check_memory(runtime: Runtime) -> Check:
 
 
 def check_compose(runtime: Runtime, *, runner: Runner = run) -> tuple[Check, ComposeCommand | None]:
-    command = find_compose(runtime, runner=runner)
-    if command is None:
-        if runtime.name == "podman":
-            fix = "install Docker Compose v2 or `docker-compose` (Debian/Ubuntu: `apt-get install docker-compose`)"
-        else:
-            fix = COMPOSE_V2_HINT
-        return Check("compose", "fail", "no usable compose implementation found", "the Airflow stack is a compose project", fix), None
-    return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}"), command
+    found = probe_compose(runtime, runner=runner)
+    command = next((c for c in found if c.major >= 2), None)
+    if command is not None:
+        return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}"), command
+    why = "the Airflow stack is a Compose v2 project"
+    if found:
+        old = found[0]
+        what = f"`{' '.join(old.argv)}` {old.version} is Compose v1, which reached end of life in July 2023"
+        return Check("compose", "fail", what, why, COMPOSE_V2_HINT), None
+    return Check("compose", "fail", "Docker Compose v2 not found", why, COMPOSE_V2_HINT), None
 
 
 def check_tool(name: str, settings: Settings, find: Callable[[str, Settings], Path | None]) -> Check:
