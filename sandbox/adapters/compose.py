@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,9 @@ def version_argv(prefix: Sequence[str]) -> list[str]:
     return [*prefix, "version", "--short"]
 
 
-def probe_compose(runtime: Runtime, *, runner: Runner = run) -> list[ComposeCommand]:
-    """Every compose that answers `version`, in the order the sandbox prefers them."""
-    found = []
+def probe_compose(runtime: Runtime, *, runner: Runner = run) -> Iterator[ComposeCommand]:
+    """Each compose that answers `version`, in the order the sandbox prefers them (lazily: the
+    caller stops at the first one it takes)."""
     for prefix in (("docker", "compose"), ("docker-compose",)):
         try:
             result = runner(version_argv(prefix), env=runtime.env, check=False, timeout=30)
@@ -58,8 +58,7 @@ def probe_compose(runtime: Runtime, *, runner: Runner = run) -> list[ComposeComm
             continue
         version = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
         if result.returncode == 0 and re.match(r"v?\d+\.", version):
-            found.append(ComposeCommand(prefix, version.lstrip("v")))
-    return found
+            yield ComposeCommand(prefix, version.lstrip("v"))
 
 
 def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | None:
@@ -149,8 +148,13 @@ class ComposeProject:
         return args
 
 
-def up_argv(command: ComposeCommand, project: ComposeProject) -> list[str]:
-    return [*command.argv, *project.global_args(), "up", "-d"]
+def up_argv(command: ComposeCommand, project: ComposeProject, *, no_recreate: bool = False) -> list[str]:
+    """`up -d`; `no_recreate` when nothing compose reads changed: against podman 4.3, v2
+    recreates every running container on each `up` (podman's container list gives the network's
+    name as `NetworkID`, and v2 recreates a running container whose networks do not match by ID:
+    `checkExpectedNetworks` in docker/compose pkg/compose/convergence.go), which would restart
+    Postgres and kill running tasks only to start one stopped service."""
+    return [*command.argv, *project.global_args(), "up", "-d", *(["--no-recreate"] if no_recreate else [])]
 
 
 def down_argv(command: ComposeCommand, project: ComposeProject, *, volumes: bool = False) -> list[str]:
@@ -229,8 +233,8 @@ class Compose:
     def _run(self, argv: list[str], **kwargs: Any) -> Completed:
         return self.runner(argv, env=self._env, cwd=self.cwd, **kwargs)
 
-    def up(self, *, on_line: Callable[[str], None] | None = None, timeout: float | None = None) -> None:
-        self._run(up_argv(self.command, self.project), on_line=on_line, timeout=timeout)
+    def up(self, *, on_line: Callable[[str], None] | None = None, timeout: float | None = None, no_recreate: bool = False) -> None:
+        self._run(up_argv(self.command, self.project, no_recreate=no_recreate), on_line=on_line, timeout=timeout)
 
     def down(self, *, volumes: bool = False, on_line: Callable[[str], None] | None = None) -> None:
         self._run(down_argv(self.command, self.project, volumes=volumes), on_line=on_line)

@@ -97,14 +97,14 @@ def check_memory(runtime: Runtime) -> Check:
 
 
 def check_compose(runtime: Runtime, *, runner: Runner = run) -> tuple[Check, ComposeCommand | None]:
-    found = probe_compose(runtime, runner=runner)
-    command = next((c for c in found if c.major >= 2), None)
-    if command is not None:
-        return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}"), command
     why = "the Airflow stack is a Compose v2 project"
-    if found:
-        old = found[0]
-        what = f"`{' '.join(old.argv)}` {old.version} is Compose v1, which reached end of life in July 2023"
+    too_old = None
+    for command in probe_compose(runtime, runner=runner):
+        if command.major >= 2:
+            return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}"), command
+        too_old = too_old or command
+    if too_old is not None:
+        what = f"`{' '.join(too_old.argv)}` {too_old.version} is Compose v1, which reached end of life in July 2023"
         return Check("compose", "fail", what, why, COMPOSE_V2_HINT), None
     return Check("compose", "fail", "Docker Compose v2 not found", why, COMPOSE_V2_HINT), None
 

@@ -334,7 +334,8 @@ def ensure_stack(settings: Settings, state: StateDir, reporter: Reporter, adapte
     compose = adapters.compose(settings, mode)
     fingerprint = stack_fingerprint(compose.project.files, state)
     recorded = _fingerprint_path(state)
-    if recorded.exists() and recorded.read_text() == fingerprint:
+    unchanged = recorded.exists() and recorded.read_text() == fingerprint
+    if unchanged:
         with reporter.step("verify the Airflow stack"):
             try:
                 states = _all_healthy(compose, _expected_services(compose))
@@ -346,7 +347,9 @@ def ensure_stack(settings: Settings, state: StateDir, reporter: Reporter, adapte
     with driving_healthchecks(adapters.runtime, compose.healthcheck_containers, runner=adapters.runner):
         with reporter.step("airflow stack (compose up)"):
             try:
-                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up)
+                # Unchanged: only start what is missing or stopped (a killed worker), never
+                # recreate the healthy rest (see compose.up_argv).
+                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up, no_recreate=unchanged)
             except CommandFailed as exc:
                 raise _stack_failure(compose, exc) from None
         with reporter.step("wait for every service to be healthy"):

@@ -36,6 +36,7 @@ GLOBAL = ["-p", "demo", "-f", "/p/compose/docker-compose.yaml", "-f", "/p/compos
 def test_argv_builders() -> None:
     assert up_argv(V2, PROJECT) == ["docker", "compose", *GLOBAL, "up", "-d"]
     assert up_argv(STANDALONE, PROJECT) == ["docker-compose", *GLOBAL, "up", "-d"]
+    assert up_argv(V2, PROJECT, no_recreate=True)[-3:] == ["up", "-d", "--no-recreate"]
     assert down_argv(V2, PROJECT) == ["docker", "compose", *GLOBAL, "down", "--remove-orphans"]
     assert down_argv(V2, PROJECT, volumes=True)[-1] == "--volumes"
     assert logs_argv(V2, PROJECT, ["airflow-worker"], tail=20, follow=True) == [
@@ -84,7 +85,7 @@ def test_find_compose_prefers_the_plugin_and_never_takes_v1() -> None:
 
     only_v1 = RecordingRunner({r"^docker compose version": fail("docker: unknown flag: --short", 125), r"^docker-compose version": ok("1.29.2\n")})
     assert find_compose(PODMAN, runner=only_v1) is None
-    assert probe_compose(PODMAN, runner=only_v1) == [V1]  # what doctor names in its message
+    assert list(probe_compose(PODMAN, runner=only_v1)) == [V1]  # what doctor names in its message
     assert only_v1.calls[-1].env == {"DOCKER_HOST": "unix:///run/podman/podman.sock"}
 
     standalone_v2 = RecordingRunner({r"^docker compose version": fail(), r"^docker-compose version": ok("v2.24.0\n")})
