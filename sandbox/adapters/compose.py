@@ -4,27 +4,28 @@ Compose v2 only, as `docker compose` (the CLI plugin Docker Desktop and Docker's
 install) or as a standalone `docker-compose` v2 binary; with podman either one is pointed at
 podman's Docker-compatible socket through DOCKER_HOST. Compose v1 (`docker-compose` 1.x, Python)
 has had no release since 1.29.2 and reached end of life in July 2023
-(https://docs.docker.com/compose/releases/migrate/); `find_compose` reports it so `doctor` can
-say what to install. What v2 changed for this module, measured with v2.40.3 against podman 4.3
-(tests/fixtures/compose/): `ps --all --format json` prints one object a line (a JSON array
-before v2.21) with `Health` and `Publishers`; containers are named `<project>-<service>-1`
-(v1: underscores).
+(https://docs.docker.com/compose/releases/migrate/); `find_compose` still returns it so
+`doctor` can say what to install, and `Compose` refuses it. What v2 changed for this module,
+measured with v2.40.3 against podman 4.3 (tests/fixtures/compose/): `ps --all --format json`
+prints one object a line (a JSON array before v2.21) with `Health` and `Publishers`; containers
+are named `<project>-<service>-1` (v1: underscores).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sandbox.adapters.runtime import Runtime
 from sandbox.errors import PrerequisiteError, SandboxError, ToolMissing
-from sandbox.proc import Completed, run
+from sandbox.models import ServiceState
+from sandbox.proc import Completed, Runner, run
+from sandbox.text import last_line
 
-Runner = Callable[..., Completed]
 COMPOSE_V2_HINT = (
     "install Docker Compose v2 (`docker compose version` or `docker-compose version` must print v2.x): "
     "https://docs.docker.com/compose/install/linux/"
@@ -48,58 +49,23 @@ def version_argv(prefix: Sequence[str]) -> list[str]:
     return [*prefix, "version", "--short"]
 
 
-def probe_compose(runtime: Runtime, *, runner: Runner = run) -> Iterator[ComposeCommand]:
-    """Each compose that answers `version`, in the order the sandbox prefers them (lazily: the
-    caller stops at the first one it takes)."""
+def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | None:
+    """The first Compose v2 that answers; else the first older compose found (doctor names it as
+    end of life and `Compose` refuses it); None when there is none."""
+    too_old = None
     for prefix in (("docker", "compose"), ("docker-compose",)):
         try:
             result = runner(version_argv(prefix), env=runtime.env, check=False, timeout=30)
         except ToolMissing:
             continue
-        version = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
-        if result.returncode == 0 and re.match(r"v?\d+\.", version):
-            yield ComposeCommand(prefix, version.lstrip("v"))
-
-
-def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | None:
-    """The Compose v2 to use with this runtime, or None when there is none."""
-    return next((c for c in probe_compose(runtime, runner=runner) if c.major >= 2), None)
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """One container of the project as `ps` reports it."""
-
-    service: str
-    container: str
-    state: str  # created | running | restarting | exited | paused | dead
-    health: str  # "" (no healthcheck) | starting | healthy | unhealthy
-    exit_code: int
-    published_ports: tuple[int, ...] = ()
-
-    @property
-    def has_healthcheck(self) -> bool:
-        return self.health != ""
-
-    @property
-    def ok(self) -> bool:
-        """Long-running: running and (if it has one) passing its healthcheck."""
-        return self.state == "running" and self.health in ("", "healthy")
-
-    @property
-    def completed(self) -> bool:
-        """One-shot: exited with code 0."""
-        return self.state == "exited" and self.exit_code == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "container": self.container,
-            "state": self.state,
-            "health": self.health,
-            "exit_code": self.exit_code,
-            "published_ports": list(self.published_ports),
-        }
+        version = last_line(result.stdout)
+        if result.returncode != 0 or not re.match(r"v?\d+\.", version):
+            continue
+        command = ComposeCommand(prefix, version.lstrip("v"))
+        if command.major >= 2:
+            return command
+        too_old = too_old or command
+    return too_old
 
 
 def _json_documents(stdout: str) -> list[dict[str, Any]]:

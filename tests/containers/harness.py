@@ -94,9 +94,9 @@ class Project:
     def api(self) -> Any:
         """The product's own Airflow API client for this project (the generated admin login)."""
         from sandbox.config import load_settings
-        from sandbox.core.runs import connect
+        from sandbox.core.wiring import Adapters
 
-        return connect(load_settings(self.path, environ=self.env))
+        return Adapters(load_settings(self.path, environ=self.env)).airflow()
 
     def container(self, client: Any, service: str) -> Any:
         """The one container of `service` (any state)."""
