@@ -5,7 +5,6 @@ client library imported by its one adapter only."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from support import REPO
 

@@ -12,7 +12,6 @@ load · prune · status; this module is the images step of `sandbox up` and the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sandbox.adapters.crictl import node_has, parse_crictl_images
@@ -72,13 +71,11 @@ def build_and_load(
     *,
     client: ImageEngine,
     kind: KindApi,
-    names: Sequence[str] | None = None,
-    build_args: Mapping[str, str] | None = None,
 ) -> ImagesResult:
     """The last step of `sandbox up`: nothing to do when tags exist and nodes hold their IDs."""
     if not discover(settings):
         reporter.info("no task images to build")
         return ImagesResult()
-    planned, known = plan_all(settings, names, build_args)
+    planned, known = plan_all(settings, None, None)
     built = build_planned(settings, reporter, client, planned, known)
     return ImagesResult(built, load_planned(settings, reporter, client, kind, planned))
