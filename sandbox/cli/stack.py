@@ -83,14 +83,25 @@ def status(
     settings = ctx.obj.settings()
     result = stack.status(settings)
     if as_json:
-        console.out.print_json(json.dumps(result.to_dict()))
+        console.out.print_json(json.dumps({**result.to_dict(), **_caps_json(settings)}))
     else:
-        _render_status(result)
+        _render_status(result, settings)
     if not result.healthy:
         raise typer.Exit(1)
 
 
-def _render_status(result: Any) -> None:
+def _caps_json(settings: Any) -> dict[str, Any]:
+    """The concurrency caps Airflow runs with and the virtual node's budget (from settings:
+    airflow_env() renders the former, `up` applies the latter as ResourceQuotas)."""
+    return {
+        "concurrency": dict(settings.concurrency.items()),
+        "virtual_node_quota": dict(settings.virtual_node_quota.items()),
+    }
+
+
+def _render_status(result: Any, settings: Any) -> None:
+    from sandbox.core.capacity import describe
+
     out = console.out
     out.print(f"[bold]mode[/]      {result.mode or 'not up'}   runtime: {result.runtime or '-'}")
     if result.cluster is not None:
@@ -116,6 +127,10 @@ def _render_status(result: Any) -> None:
     if result.api is not None:
         parts = ", ".join(f"{k} {v.get('status')}" for k, v in result.api.items() if isinstance(v, dict))
         out.print(f"[bold]airflow[/]   {parts}")
+    caps = ", ".join(f"{name} {value}" for name, value in settings.concurrency.items())
+    out.print(f"[bold]caps[/]      {caps}")
+    if result.cluster is not None:
+        out.print(f"[bold]quota[/]     virtual node admits {describe(settings)}")
     out.print(f"[bold]UI[/]        {result.url}   login: {result.user} / {result.password or '(not generated yet)'}")
     for problem in result.problems:
         out.print(f"[red]✗[/] {problem}", markup=True)
