@@ -341,7 +341,7 @@ class AirflowApi:
         return Dag.from_json(body)
 
     def task_ids(self, dag_id: str) -> list[str]:
-        """The DAG's task ids (GET /dags/{id}/tasks), in Airflow's order."""
+        """The DAG's task ids (GET /dags/{id}/tasks, sorted by id)."""
         body = self.request("GET", f"/api/v2/dags/{_seg(dag_id)}/tasks")
         return [str(t["task_id"]) for t in body["tasks"]]
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sandbox.errors import StackError
 from sandbox.waiting import NotReady, wait_until
 
 
@@ -24,7 +25,11 @@ def _wait_run(api, dag_id: str, day: datetime, states: tuple[str, ...], timeout:
             return runs[0]
         raise NotReady(runs[0].state if runs else "no run")
 
-    return wait_until(check, what=f"{dag_id} {day:%Y-%m-%d} in {states}", timeout=timeout, interval=0.3)
+    # StackError: a fresh stack's API server can stall for seconds while the first task starts.
+    return wait_until(
+        check, what=f"{dag_id} {day:%Y-%m-%d} in {states}", timeout=timeout, interval=0.3,
+        transient=(StackError,),
+    )
 
 
 def _tis(api, run) -> dict[str, tuple[str | None, int]]:
@@ -34,9 +39,9 @@ def _tis(api, run) -> dict[str, tuple[str | None, int]]:
 def test_clear_reruns_a_failed_task_and_its_downstream(sandbox, api, tmp_path) -> None:
     flag = tmp_path / "flag"
     day = _day("2021-03-01")
-    failed = sandbox("run-dag", "sbx_flag", "--date", "2021-03-01", "--conf", f'{{"flag": "{flag}"}}', "--no-lint")
-    assert failed.returncode == 1, failed.stderr
-    run = api.list_runs("sbx_flag", start=day, end=day)[0]
+    api.set_paused("sbx_flag", False)
+    api.trigger("sbx_flag", day, {"flag": str(flag)})
+    run = _wait_run(api, "sbx_flag", day, ("success", "failed"))
     before = _tis(api, run)
     assert before == {"prepare": ("success", 1), "check": ("failed", 1), "report": ("upstream_failed", 0)}
 

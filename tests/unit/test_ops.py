@@ -69,7 +69,7 @@ def test_runs_rows_from_the_api_and_a_queued_run_without_start() -> None:
 
 
 def test_task_ids_and_pause_answers() -> None:
-    assert [t["task_id"] for t in load("tasks")["tasks"]] == ["prepare", "check", "report"]
+    assert [t["task_id"] for t in load("tasks")["tasks"]] == ["check", "prepare", "report"]  # by id
     assert load("dag_paused")["is_paused"] is True
 
 
