@@ -6,7 +6,7 @@ state, the scheduler's last look at a run), never on sleeps.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
