@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 
 def _pause(ctx: typer.Context, dag_ids: list[str] | None, all_dags: bool, as_json: bool, paused: bool) -> None:
     from sandbox.core.ops import set_paused
-    from sandbox.core.runs import connect
 
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         changes = set_paused(api, dag_ids or [], paused=paused, all_dags=all_dags)
     if as_json:
         console.out.print_json(json.dumps({"dags": [c.as_json() for c in changes]}))
@@ -89,14 +88,13 @@ def clear(
     """Clear task instances so the scheduler runs them again, and follow the re-runs live."""
     from sandbox.core.ops import ClearRequest
     from sandbox.core.ops import clear as core_clear
-    from sandbox.core.runs import connect
 
     first, last = _dates(date, start, end)
     request = ClearRequest(
         dag_id=dag_id, start=first, end=last, task_ids=tuple(tasks or ()), downstream=downstream,
         upstream=upstream, only_failed=only_failed, dry_run=dry_run, logs=logs, timeout=timeout,
     )
-    with connect(ctx.obj.settings()) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"clearing {escape(dag_id)}…")
 
         def on_log(task: str, line: str) -> None:
@@ -146,11 +144,10 @@ def mark(
     """Set a task of one run to success or failed without running it (the UI's "Mark as")."""
     from sandbox.core.dates import parse_logical_date
     from sandbox.core.ops import mark as core_mark
-    from sandbox.core.runs import connect
 
     day = parse_logical_date(date)
     settings = ctx.obj.settings()
-    with connect(settings) as api:
+    with ctx.obj.adapters().airflow() as api:
         result = core_mark(api, settings, dag_id, day, task, state, downstream=downstream)
     if as_json:
         console.out.print_json(json.dumps(result.as_json()))
@@ -201,9 +198,8 @@ def runs(
 ) -> None:
     """A DAG's runs: logical date, run type, state, start and duration."""
     from sandbox.core.ops import runs_report
-    from sandbox.core.runs import connect
 
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         report = runs_report(api, dag_id, states=tuple(states or ()), last=last)
     if as_json:
         console.out.print_json(json.dumps(report.as_json()))

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 
 from sandbox.adapters.airflow_api import DagRun, TaskInstance, detail_text
-from sandbox.airflow_config import airflow_env, compose_topology
+from sandbox.core.airflow_config import airflow_env, compose_topology
 from sandbox.config import load_settings
 from sandbox.core.capacity import CONTAINER_GROUPS_QUOTA, CORES_QUOTA, describe, quota_manifests
 from sandbox.core.ops import RunRow
