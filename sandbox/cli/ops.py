@@ -28,7 +28,7 @@ def _pause(ctx: typer.Context, dag_ids: list[str] | None, all_dags: bool, as_jso
     with ctx.obj.adapters().airflow() as api:
         changes = set_paused(api, dag_ids or [], paused=paused, all_dags=all_dags)
     if as_json:
-        console.out.print_json(json.dumps({"dags": [c.as_json() for c in changes]}))
+        console.out.print_json(json.dumps({"dags": [c.to_json() for c in changes]}))
         return
     word = "paused" if paused else "unpaused"
     for change in changes:
@@ -110,7 +110,7 @@ def clear(
             on_log=on_log,
         )
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_clear(result)
     if not result.ok:
@@ -150,7 +150,7 @@ def mark(
     with ctx.obj.adapters().airflow() as api:
         result = core_mark(api, settings, dag_id, day, task, state, downstream=downstream)
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_mark(result)
 
@@ -202,7 +202,7 @@ def runs(
     with ctx.obj.adapters().airflow() as api:
         report = runs_report(api, dag_id, states=tuple(states or ()), last=last)
     if as_json:
-        console.out.print_json(json.dumps(report.as_json()))
+        console.out.print_json(json.dumps(report.to_json()))
         return
     _print_runs(report)
 

@@ -71,7 +71,7 @@ class PauseChange:
     was_paused: bool
     paused: bool
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "was_paused": self.was_paused, "paused": self.paused}
 
 
@@ -118,7 +118,7 @@ class ClearResult:
     def ok(self) -> bool:
         return all(r.ok for r in self.runs)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "dry_run": self.dry_run,
@@ -132,7 +132,7 @@ class ClearResult:
                 }
                 for ti in self.cleared
             ],
-            "runs": [r.as_json() for r in self.runs],
+            "runs": [r.to_json() for r in self.runs],
         }
 
 
@@ -220,7 +220,7 @@ class MarkResult:
     tasks: tuple[TaskInstance, ...]  # the run's task instances after the change
     url: str
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "run_id": self.run.run_id,
@@ -281,7 +281,7 @@ class RunRow:
     def of(cls, run: DagRun) -> RunRow:
         return cls(run.run_id, run.logical_date, run.run_type, run.state, run.start_date, run.duration_s)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "logical_date": self.logical_date.isoformat() if self.logical_date else None,
@@ -297,8 +297,8 @@ class RunsReport:
     dag_id: str
     rows: tuple[RunRow, ...]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "runs": [r.as_json() for r in self.rows]}
+    def to_json(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "runs": [r.to_json() for r in self.rows]}
 
 
 def runs_report(
