@@ -11,11 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.cli.runs import _print_run_summary, _seconds, _state, run_table
 
 if TYPE_CHECKING:
@@ -86,6 +84,8 @@ def clear(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Clear task instances so the scheduler runs them again, and follow the re-runs live."""
+    from rich.live import Live
+
     from sandbox.core.ops import ClearRequest
     from sandbox.core.ops import clear as core_clear
 
@@ -118,6 +118,8 @@ def clear(
 
 
 def _print_clear(result: ClearResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     if result.dry_run:
@@ -156,6 +158,8 @@ def mark(
 
 
 def _print_mark(result: MarkResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     run = result.run
@@ -208,6 +212,8 @@ def runs(
 
 
 def _print_runs(report: RunsReport) -> None:
+    from rich.table import Table
+
     table = Table(title=f"runs of {escape(report.dag_id)} ({len(report.rows)})", title_justify="left")
     for header, _ in RUN_COLUMNS:
         table.add_column(header, justify="right" if header == "duration" else "left")
