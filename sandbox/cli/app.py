@@ -78,9 +78,9 @@ def root(
 
 
 def _register() -> None:
-    from sandbox.cli import images, lint, runs, stack
+    from sandbox.cli import images, lint, ops, runs, stack
 
-    for module in (stack, runs, lint, images):
+    for module in (stack, runs, ops, lint, images):
         module.register(app)
 
 
