@@ -427,7 +427,7 @@ def test_sandbox_status_prints_the_node_kind_capacity_and_note(settings, state, 
     )
     recorder = Console(record=True, width=400)
     monkeypatch.setattr(console, "out", recorder)
-    _render_status(result)
+    _render_status(result, _v2(settings))
     text = recorder.export_text()
     assert "sandbox-worker2 (virtual node v2 (virtualnodesOnAzureContainerInstances))  pods: 110" in text
     assert "virtualization=virtualnode2" in text
