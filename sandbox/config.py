@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.errors import ConfigError
+from sandbox.resources import is_shipped, shipped
 
 Profile = Literal["aci-v1", "aci-v2"]
 Runtime = Literal["auto", "docker", "podman"]
@@ -75,6 +76,13 @@ class Timeouts:
     run: float = 3600
 
 
+COMPOSE_OVERRIDE = "compose.override.yaml"
+_SHIPPED_DEFAULTS = (
+    ("kind_config", Path("kind-config.yaml"), lambda: shipped("kind-config.yaml")),
+    ("compose_file", Path("compose/docker-compose.yaml"), lambda: shipped("compose") / "docker-compose.yaml"),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path
@@ -104,6 +112,11 @@ class Settings:
     def __post_init__(self) -> None:
         # Relative paths are relative to the project directory.
         base = self.project_dir
+        # A project's own kind config / compose file wins; without one, the tool's packaged copy.
+        for name, default, packaged in _SHIPPED_DEFAULTS:
+            value = getattr(self, name)
+            if value == default and not (base / value).is_file():
+                object.__setattr__(self, name, packaged())
         for name in ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements"):
             value = getattr(self, name)
             if value is not None and not value.is_absolute():
@@ -138,6 +151,22 @@ class Settings:
                 f"sandbox name {self.name!r} is not a valid cluster/project name",
                 hint="use lowercase letters, digits and dashes (at most 31 characters)",
             )
+
+    @property
+    def compose_override(self) -> Path | None:
+        """The project's compose.override.yaml, added last to every compose command when present."""
+        path = self.project_dir / COMPOSE_OVERRIDE
+        return path if path.is_file() else None
+
+    def file_sources(self) -> dict[str, str]:
+        """Which kind config and compose files are in use, and whose: `status` says so."""
+        def whose(path: Path) -> str:
+            return f"{path} ({'packaged default' if is_shipped(path) else 'project'})"
+
+        sources = {"kind config": whose(self.kind_config), "compose": whose(self.compose_file)}
+        if self.compose_override:
+            sources["compose override"] = whose(self.compose_override)
+        return sources
 
     @property
     def cluster_name(self) -> str:

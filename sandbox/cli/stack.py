@@ -83,8 +83,11 @@ def status(
     settings = ctx.obj.settings()
     result = stack.status(settings)
     if as_json:
-        console.out.print_json(json.dumps(result.to_dict()))
+        console.out.print_json(json.dumps({**result.to_dict(), "project": str(settings.project_dir), "files": settings.file_sources()}))
     else:
+        console.out.print(f"[bold]project[/]   {settings.project_dir}", soft_wrap=True)
+        for what, source in settings.file_sources().items():
+            console.out.print(f"  {what}: {source}", soft_wrap=True, markup=False)
         _render_status(result)
     if not result.healthy:
         raise typer.Exit(1)

@@ -26,6 +26,7 @@ from sandbox.config import Ports, Settings, Timeouts
 from sandbox.core import stack
 from sandbox.core.doctor import diagnose
 from sandbox.core.kind_config import declared_nodes
+from sandbox.resources import shipped
 from sandbox.errors import ClusterError, ConfigError, LockHeld, PrerequisiteError, StackError
 from sandbox.progress import SilentReporter
 from sandbox.proc import Completed
@@ -232,11 +233,34 @@ def test_a_second_up_only_verifies(rig: Rig) -> None:
 
 def test_a_changed_compose_input_is_applied_by_the_next_up(rig: Rig) -> None:
     rig.up()
-    rig.settings.compose_file.parent.mkdir(parents=True, exist_ok=True)
-    rig.settings.compose_file.write_text("# edited by the user\n")
+    override = rig.settings.project_dir / "compose.override.yaml"
+    override.write_text("# added by the user\n")
     before = len(rig.runner.calls)
     rig.up()
     assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])
+    assert any(f"-f {override} " in line for line in rig.runner.lines[before:])
+
+
+def test_the_project_files_win_over_the_packaged_ones(tmp_path: Path) -> None:
+    packaged = Settings(project_dir=tmp_path)
+    assert packaged.kind_config == shipped("kind-config.yaml")
+    assert packaged.compose_file == shipped("compose") / "docker-compose.yaml"
+    assert stack.compose_files(packaged, "full") == (packaged.compose_file, shipped("compose") / "kind.yaml")
+    assert all("packaged default" in s for s in packaged.file_sources().values())
+    (tmp_path / "kind-config.yaml").write_text("kind: Cluster\n")
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "docker-compose.yaml").write_text("services: {}\n")
+    (tmp_path / "compose.override.yaml").write_text("services: {}\n")
+    own = Settings(project_dir=tmp_path)
+    assert own.kind_config == tmp_path / "kind-config.yaml"
+    assert stack.compose_files(own, "stack-only") == (
+        tmp_path / "compose" / "docker-compose.yaml", tmp_path / "compose.override.yaml",
+    )
+    assert own.file_sources() == {
+        "kind config": f"{tmp_path / 'kind-config.yaml'} (project)",
+        "compose": f"{tmp_path / 'compose' / 'docker-compose.yaml'} (project)",
+        "compose override": f"{tmp_path / 'compose.override.yaml'} (project)",
+    }
 
 
 def test_stack_only_skips_the_cluster_and_images(rig: Rig) -> None:

@@ -50,7 +50,12 @@ def test_status_json_when_nothing_is_up(project: Path) -> None:
     data = json.loads(result.stdout)
     assert data["healthy"] is False and data["mode"] is None
     assert "the sandbox is not up (run `sandbox up`)" in data["problems"]
-    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
+    assert set(data) == {
+        "healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems",
+        "project", "files",
+    }
+    assert data["project"] == str(project)
+    assert data["files"]["kind config"].endswith("(packaged default)")
 
 
 def test_up_stops_at_doctor_on_a_taken_port(project: Path, taken_port: int) -> None:
