@@ -190,12 +190,20 @@ _SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime")
 _PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements")
 
 
-def find_project_dir(start: Path) -> Path:
-    """The nearest directory at or above `start` holding sandbox.toml or kind-config.yaml."""
-    for candidate in (start, *start.parents):
-        if (candidate / "sandbox.toml").is_file() or (candidate / "kind-config.yaml").is_file():
-            return candidate
-    return start
+def is_project(folder: Path) -> bool:
+    """A sandbox project: sandbox.toml, a kind-config.yaml, or [tool.sandbox] in pyproject.toml."""
+    if (folder / "sandbox.toml").is_file() or (folder / "kind-config.yaml").is_file():
+        return True
+    try:
+        return "[tool.sandbox]" in (folder / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest project folder at or above `start`; None outside any project."""
+    start = start.resolve()
+    return next((c for c in (start, *start.parents) if is_project(c)), None)
 
 
 def _file_values(project_dir: Path) -> dict[str, Any]:
@@ -338,7 +346,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if project_dir is None:
         env_dir = environ.get("SANDBOX_PROJECT_DIR")
-        project_dir = Path(env_dir) if env_dir else find_project_dir(Path.cwd())
+        project_dir = Path(env_dir) if env_dir else (find_project_dir(Path.cwd()) or Path.cwd())
     project_dir = project_dir.resolve()
     values = _merge(_file_values(project_dir), _env_values(environ), overrides or {})
     return _build(project_dir, values)

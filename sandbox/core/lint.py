@@ -155,7 +155,8 @@ def lint_dags(
             hint="pass the folder holding your DAG files, e.g. `sandbox lint sample_dags`",
         )
     nodes = declared_nodes(settings)
-    planned = planned_images(settings)
+    # Outside a project there are no task image sources: images resolve the production way.
+    planned = planned_images(settings) if any(f.is_dir() for f in settings.images_folders) else None
     with _quiet():
         return _lint_folder(folder, profile, nodes, dag_ids, planned)
 
@@ -165,7 +166,7 @@ def _lint_folder(
     profile: str,
     nodes: Sequence[NodeSpec],
     dag_ids: Collection[str] | None,
-    planned_images: Mapping[str, str],
+    planned_images: Mapping[str, str] | None,
 ) -> LintReport:
     bag = _load(folder, planned_images)
     wanted = set(dag_ids) if dag_ids is not None else None
@@ -252,10 +253,11 @@ def _on_sys_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def _load(folder: Path, planned_images: Mapping[str, str]) -> Any:
+def _load(folder: Path, planned_images: Mapping[str, str] | None) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    with _on_sys_path(folder), _planned_image_record(planned_images):
+    record = _planned_image_record(planned_images) if planned_images is not None else contextlib.nullcontext()
+    with _on_sys_path(folder), record:
         try:
             return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
         except UnicodeDecodeError as exc:  # Airflow reads .airflowignore files as UTF-8 text
