@@ -73,6 +73,16 @@ def _lint(settings: Settings, dag_id: str) -> None:
         raise LintFailed(report.summary())
 
 
+def _require_api(settings: Settings) -> None:
+    from sandbox.adapters.airflow_api import fetch_health
+    from sandbox.errors import StackError
+
+    try:
+        fetch_health(settings.api_url)
+    except StackError as exc:
+        raise StackError(exc.message, hint="start the sandbox with `sandbox up` (`sandbox status` shows what is down)") from None
+
+
 # -- live rendering ------------------------------------------------------------------------------
 def _elapsed(ti: TaskInstance) -> float | None:
     if ti.duration is not None:
@@ -167,6 +177,7 @@ def run_dag(
         timeout=timeout,
     )
     settings = ctx.obj.settings()
+    _require_api(settings)  # a stopped sandbox fails now, not after the lint
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)

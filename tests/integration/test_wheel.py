@@ -92,3 +92,17 @@ def test_init_lint_and_status_from_an_empty_folder(installed: Path, tmp_path: Pa
     (project / "kind-config.yaml").write_bytes((REPO / "kind-config.yaml").read_bytes())
     status = run([sandbox, "status", "--json"], project, clean_env())
     assert json.loads(status.stdout)["files"]["kind config"] == f"{project / 'kind-config.yaml'} (project)"
+
+
+def test_the_readme_commands_verbatim(installed: Path, tmp_path: Path) -> None:
+    """README "Use it on your project": the block a test runs verbatim, with the installed tool."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Use it on your project"):]
+    after = section.index("a test runs these lines verbatim")
+    block = section[section.index("```bash\n", after) + len("```bash\n"):]
+    block = block[: block.index("```")]
+    assert "sandbox init" in block and "sandbox lint" in block
+    env = clean_env() | {"PATH": f"{installed}:{os.environ['PATH']}"}
+    result = run(["bash", "-euo", "pipefail", "-c", block], tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "example.metrics → virtual-node" in result.stdout
