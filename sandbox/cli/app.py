@@ -9,12 +9,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sandbox.cli import console
 from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from sandbox.config import Settings
+    from sandbox.core.wiring import Adapters
 
 app = typer.Typer(
     name="sandbox",
@@ -36,10 +40,11 @@ class CliContext:
     verbose: bool
     debug: bool
     command: str | None = None
-    _cache: dict[tuple[tuple[str, Any], ...], Any] = field(default_factory=dict)
+    _settings: dict[tuple[tuple[str, Any], ...], Settings] = field(default_factory=dict)
+    _adapters: Adapters | None = None
     _announced: bool = False
 
-    def settings(self, **overrides: Any):  # -> sandbox.config.Settings
+    def settings(self, **overrides: Any) -> Settings:
         """The settings of the project this command acts on: -C, SANDBOX_PROJECT_DIR, or the
         nearest project folder at or above the current one. Outside any project, commands that act
         on a sandbox refuse with the `sandbox init` hint; when the project is not the current
@@ -57,15 +62,23 @@ class CliContext:
                 hint="run `sandbox init` to make this folder a project, or pass the project folder with -C DIR",
             )
         key = tuple(sorted(overrides.items()))
-        if key not in self._cache:
-            self._cache[key] = load_settings(self.project_dir, overrides=overrides)
-        settings = self._cache[key]
+        if key not in self._settings:
+            self._settings[key] = load_settings(self.project_dir, overrides=overrides)
+        settings = self._settings[key]
         if not self._announced and settings.project_dir != Path.cwd().resolve():
             console.err.print(f"[dim]project: {settings.project_dir}[/]", soft_wrap=True)
             self._announced = True
         return settings
 
-    def reporter(self):  # -> RichReporter
+    def adapters(self) -> Adapters:
+        """The command's external systems: built here, once, and nowhere else."""
+        if self._adapters is None:
+            from sandbox.core.wiring import Adapters
+
+            self._adapters = Adapters(self.settings())
+        return self._adapters
+
+    def reporter(self) -> console.RichReporter:
         return console.RichReporter(verbose=self.verbose)
 
 

@@ -73,12 +73,11 @@ def _lint(settings: Settings, dag_id: str) -> None:
         raise LintFailed(report.summary())
 
 
-def _require_api(settings: Settings) -> None:
-    from sandbox.adapters.airflow_api import fetch_health
+def _require_api(ctx: typer.Context) -> None:
     from sandbox.errors import StackError
 
     try:
-        fetch_health(settings.api_url)
+        ctx.obj.adapters().health(ctx.obj.settings().api_url)
     except StackError as exc:
         raise StackError(exc.message, hint="start the sandbox with `sandbox up` (`sandbox status` shows what is down)") from None
 
@@ -165,7 +164,7 @@ def run_dag(
 ) -> None:
     """Trigger one DAG run through the real scheduler and Celery and follow it to the end."""
     from sandbox.core.dates import format_logical_date, parse_logical_date
-    from sandbox.core.runs import RunRequest, connect
+    from sandbox.core.runs import RunRequest
     from sandbox.core.runs import run_dag as core_run_dag
 
     request = RunRequest(
@@ -177,12 +176,12 @@ def run_dag(
         timeout=timeout,
     )
     settings = ctx.obj.settings()
-    _require_api(settings)  # a stopped sandbox fails now, not after the lint
+    _require_api(ctx)  # a stopped sandbox fails now, not after the lint
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)
     started = time.monotonic()
-    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
 
         def on_started(run: Any, was_rerun: bool) -> None:
@@ -205,7 +204,7 @@ def run_dag(
             on_note=lambda message: live.console.print(f"[yellow]note:[/] {escape(message)}"),
         )
     if as_json:
-        console.out.print_json(json.dumps({**result.as_json(), "elapsed_s": round(time.monotonic() - started, 2)}))
+        console.out.print_json(json.dumps({**result.to_json(), "elapsed_s": round(time.monotonic() - started, 2)}))
     else:
         _print_run_summary(result)
     if not result.ok:
@@ -225,7 +224,7 @@ def backfill(
 ) -> None:
     """Run a DAG over a date range with Airflow's backfill, a row per logical date."""
     from sandbox.core.dates import parse_logical_date
-    from sandbox.core.runs import BackfillRequest, connect
+    from sandbox.core.runs import BackfillRequest
     from sandbox.core.runs import backfill as core_backfill
 
     request = BackfillRequest(
@@ -238,7 +237,7 @@ def backfill(
         timeout=timeout,
     )
     settings = ctx.obj.settings()
-    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
         result = core_backfill(
             api,
@@ -248,7 +247,7 @@ def backfill(
             on_update=lambda snapshot: live.update(backfill_table(snapshot)),
         )
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_backfill_summary(result)
     if not result.ok:
@@ -275,12 +274,12 @@ def dags(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """DAGs Airflow knows: paused or not, last run, and files that fail to import."""
-    from sandbox.core.runs import connect, dags_report
+    from sandbox.core.runs import dags_report
 
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         report = dags_report(api)
     if as_json:
-        console.out.print_json(json.dumps(report.as_json()))
+        console.out.print_json(json.dumps(report.to_json()))
         return
     _print_dags(report)
 
@@ -319,18 +318,18 @@ def run_task(
     from sandbox.core import stack
     from sandbox.core.dates import format_logical_date, parse_logical_date
     from sandbox.core.run_task import runner_argv
-    from sandbox.core.runs import connect, wait_parsed
+    from sandbox.core.runs import wait_parsed
 
     when = format_logical_date(parse_logical_date(date))
     settings = ctx.obj.settings()
-    _require_api(settings)
+    _require_api(ctx)
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)
-    with connect(settings) as api:
+    with ctx.obj.adapters().airflow() as api:
         wait_parsed(api, settings, dag_id)  # an import error is reported as run-dag reports it
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    sys.exit(stack.airflow_exec(settings, runner_argv(dag_id, task_id, when), tty=tty))
+    sys.exit(stack.airflow_exec(settings, runner_argv(dag_id, task_id, when), ctx.obj.adapters(), tty=tty))
 
 
 def register(app: typer.Typer) -> None:

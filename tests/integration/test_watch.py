@@ -53,7 +53,7 @@ class Watching:
         )
 
     def record(self) -> dict[str, dict[str, str]]:
-        return images.read_record(self.settings)
+        return images.read_dag_record(self.settings)
 
     def wait_record(self, name: str, not_ref: str | None, timeout: float = 600) -> str:
         def changed() -> str:
