@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sandbox.models import Node
 from sandbox.config import Settings
-from sandbox.core.ports import KindApi
 from sandbox.core.kind_config import (
     POST_CREATE_LABELS,
     VIRTUAL_NODE_LABELS,
@@ -28,9 +26,11 @@ from sandbox.core.kind_config import (
     declared_nodes,
     load_kind_config,
 )
+from sandbox.core.ports import KindApi
+from sandbox.core.tools import KIND_MISSING_HINT
 from sandbox.errors import ClusterError, CommandFailed, KubeApiError, SandboxError, ToolMissing
+from sandbox.models import Node
 from sandbox.progress import Reporter
-from sandbox.core.wiring import KIND_MISSING_HINT
 from sandbox.state import StateDir, write_private, write_private_if_changed
 from sandbox.text import last_line
 from sandbox.waiting import NotReady, wait_until

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import PROFILES, Settings, is_project
+from sandbox.core.images.records import RECORD_ENV
 from sandbox.core.kind_config import NodeSpec, declared_nodes
 from sandbox.core.placement import predict
-from sandbox.core.images.records import RECORD_ENV
 from sandbox.core.policy import check_pod
 from sandbox.errors import ConfigError, UsageError
 from sandbox.text import last_line
