@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.errors import UsageError
 
 if TYPE_CHECKING:

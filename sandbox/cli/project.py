@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 
 
 def init(
