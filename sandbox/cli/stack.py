@@ -87,8 +87,14 @@ def status(
     settings = ctx.obj.settings()
     result = stack_status(settings, ctx.obj.adapters())
     if as_json:
-        console.out.print_json(json.dumps({**result.to_json(), **_caps_json(settings)}))
+        console.out.print_json(json.dumps({
+            **result.to_json(), **_caps_json(settings),
+            "project": str(settings.project_dir), "files": settings.file_sources(),
+        }))
     else:
+        console.out.print(f"[bold]project[/]   {settings.project_dir}", soft_wrap=True)
+        for what, source in settings.file_sources().items():
+            console.out.print(f"  {what}: {source}", soft_wrap=True, markup=False)
         _render_status(result, settings)
     if not result.healthy:
         raise typer.Exit(1)

@@ -296,6 +296,11 @@ AIRFLOW_CLI_SERVICE = "airflow-scheduler"
 
 def airflow_cli(settings: Settings, args: Sequence[str], adapters: Adapters, *, tty: bool) -> int:
     """Run `airflow ARGS` in the running scheduler container; its exit code."""
+    return airflow_exec(settings, ["airflow", *args], adapters, tty=tty)
+
+
+def airflow_exec(settings: Settings, argv: Sequence[str], adapters: Adapters, *, tty: bool) -> int:
+    """Run `argv` in the running scheduler container (Airflow's python and CLI); its exit code."""
     compose = _compose_of_running_sandbox(settings, adapters, "there is no Airflow to run commands in")
     running = {s.service for s in compose.ps() if s.state == "running"}
     if AIRFLOW_CLI_SERVICE not in running:
@@ -303,4 +308,4 @@ def airflow_cli(settings: Settings, args: Sequence[str], adapters: Adapters, *, 
             f"{AIRFLOW_CLI_SERVICE} is not running, so there is no Airflow to run commands in",
             hint="run `sandbox up` (or `sandbox status` to see what is wrong)",
         )
-    return compose.exec(AIRFLOW_CLI_SERVICE, ["airflow", *args], tty=tty)
+    return compose.exec(AIRFLOW_CLI_SERVICE, list(argv), tty=tty)

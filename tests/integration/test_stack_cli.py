@@ -55,8 +55,10 @@ def test_status_json_when_nothing_is_up(project: Path) -> None:
     assert "the sandbox is not up (run `sandbox up`)" in data["problems"]
     assert set(data) == {
         "healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems",
-        "concurrency", "virtual_node_quota",
+        "concurrency", "virtual_node_quota", "project", "files",
     }
+    assert data["project"] == str(project)
+    assert data["files"]["kind config"].endswith("(packaged default)")
 
 
 def test_status_shows_the_caps_and_the_quota_it_configures(project: Path) -> None:

@@ -35,6 +35,7 @@ from sandbox.core.stack_status import status as stack_status
 from sandbox.core.wiring import Adapters
 from sandbox.errors import ClusterError, ConfigError, ImageBuildError, LockHeld, PrerequisiteError, StackError, WaitTimeout
 from sandbox.models import ImageInfo
+from sandbox.resources import shipped
 from sandbox.progress import SilentReporter
 from sandbox.proc import Completed
 from sandbox.state import StateDir
@@ -293,11 +294,35 @@ def test_a_second_up_only_verifies(rig: Rig) -> None:
 
 def test_a_changed_compose_input_is_applied_by_the_next_up(rig: Rig) -> None:
     rig.up()
-    rig.settings.compose_file.parent.mkdir(parents=True, exist_ok=True)
-    rig.settings.compose_file.write_text("# edited by the user\n")
+    override = rig.settings.project_dir / "compose.override.yaml"
+    override.write_text("# added by the user\n")
     before = len(rig.runner.calls)
+    rig.fresh_adapters()
     rig.up()
-    assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])  # may recreate
+    assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])
+    assert any(f"-f {override} " in line for line in rig.runner.lines[before:])
+
+
+def test_the_project_files_win_over_the_packaged_ones(tmp_path: Path) -> None:
+    packaged = Settings(project_dir=tmp_path)
+    assert packaged.kind_config == shipped("kind-config.yaml")
+    assert packaged.compose_file == shipped("compose") / "docker-compose.yaml"
+    assert compose_files(packaged, "full") == (packaged.compose_file, shipped("compose") / "kind.yaml")
+    assert all("packaged default" in s for s in packaged.file_sources().values())
+    (tmp_path / "kind-config.yaml").write_text("kind: Cluster\n")
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "docker-compose.yaml").write_text("services: {}\n")
+    (tmp_path / "compose.override.yaml").write_text("services: {}\n")
+    own = Settings(project_dir=tmp_path)
+    assert own.kind_config == tmp_path / "kind-config.yaml"
+    assert compose_files(own, "stack-only") == (
+        tmp_path / "compose" / "docker-compose.yaml", tmp_path / "compose.override.yaml",
+    )
+    assert own.file_sources() == {
+        "kind config": f"{tmp_path / 'kind-config.yaml'} (project)",
+        "compose": f"{tmp_path / 'compose' / 'docker-compose.yaml'} (project)",
+        "compose override": f"{tmp_path / 'compose.override.yaml'} (project)",
+    }
 
 
 def test_a_stopped_service_is_started_without_recreating_the_healthy_rest(rig: Rig) -> None:
