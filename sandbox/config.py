@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.errors import ConfigError
+from sandbox.resources import is_shipped, shipped
 
 Profile = Literal["aci-v1", "aci-v2"]
 RuntimeChoice = Literal["auto", "docker", "podman"]
+ImageLoad = Literal["auto", "archive"]
 PROFILES: tuple[str, ...] = ("aci-v1", "aci-v2")
 RUNTIMES: tuple[str, ...] = ("auto", "docker", "podman")
+IMAGE_LOADS: tuple[str, ...] = ("auto", "archive")
 
 # Official images the compose stack runs (Airflow's tag comes from the pinned package version).
 POSTGRES_IMAGE = "postgres:16"
@@ -75,6 +78,45 @@ class Timeouts:
     run: float = 3600
 
 
+COMPOSE_OVERRIDE = "compose.override.yaml"
+_SHIPPED_DEFAULTS = (
+    ("kind_config", Path("kind-config.yaml"), lambda: shipped("kind-config.yaml")),
+    ("compose_file", Path("compose/docker-compose.yaml"), lambda: shipped("compose") / "docker-compose.yaml"),
+)
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Airflow's global caps ([core] in Airflow's config; defaults are Airflow's own, from its
+    config.yml). Composer exposes the same knobs; a backfill over many days hits them first."""
+
+    parallelism: int = 32  # task instances running at once, whole installation
+    max_active_tasks_per_dag: int = 16  # ... of one DAG (DAG(max_active_tasks=) overrides)
+    max_active_runs_per_dag: int = 16  # runs of one DAG at once (DAG(max_active_runs=) overrides)
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class VirtualNodeQuota:
+    """What the simulated virtual node admits at once: the subscription's ACI quota per region.
+
+    Defaults are ACI's default quotas: 100 standard container groups (a pod is one container
+    group) and 100 standard cores per region per subscription
+    (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
+    ACI has no memory quota per subscription (only 16 GB per group, the `memory-max` rule), so
+    memory has no budget unless one is set. Set these to what your subscription has left.
+    """
+
+    pods: int = 100
+    cpu: float = 100.0
+    memory_gib: float | None = None
+
+    def items(self) -> list[tuple[str, float | int | None]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path
@@ -94,8 +136,15 @@ class Settings:
     service_account: str = "airflow-tasks"
     profile: Profile = "aci-v1"
     runtime: RuntimeChoice = "auto"
+    # How task images reach the kind nodes: "auto" tries `kind load docker-image` and falls back
+    # to an image archive where that fails; "archive" always loads from an archive (an engine
+    # whose direct load misbehaves in a way the fallback does not recognise; the e2e uses it to
+    # exercise the fallback, which Docker's containerd store rarely triggers).
+    image_load: ImageLoad = "auto"
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    concurrency: Concurrency = field(default_factory=Concurrency)
+    virtual_node_quota: VirtualNodeQuota = field(default_factory=VirtualNodeQuota)
     # Whether Airflow's scheduler creates runs from schedules (cron, assets) as in production.
     # Off, only what you trigger (run-dag, backfill, the UI) runs: run-dag's unpause then does
     # not also start the latest scheduled interval.
@@ -104,6 +153,11 @@ class Settings:
     def __post_init__(self) -> None:
         # Relative paths are relative to the project directory.
         base = self.project_dir
+        # A project's own kind config / compose file wins; without one, the tool's packaged copy.
+        for name, default, packaged in _SHIPPED_DEFAULTS:
+            value = getattr(self, name)
+            if value == default and not (base / value).is_file():
+                object.__setattr__(self, name, packaged())
         for name in ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements"):
             value = getattr(self, name)
             if value is not None and not value.is_absolute():
@@ -123,6 +177,11 @@ class Settings:
                 f"unknown runtime {self.runtime!r}",
                 hint=f"set runtime to one of: {', '.join(RUNTIMES)}",
             )
+        if self.image_load not in IMAGE_LOADS:
+            raise ConfigError(
+                f"unknown image_load {self.image_load!r}",
+                hint=f"set image_load to one of: {', '.join(IMAGE_LOADS)}",
+            )
         ports = self.ports.items()
         bad = [f"{name}={port}" for name, port in ports if not 1 <= port <= 65535]
         if bad:
@@ -133,11 +192,34 @@ class Settings:
                 f"two services share a host port: {', '.join(f'{n}={p}' for n, p in ports)}",
                 hint="give each entry of [ports] its own port",
             )
+        for key, table in (("concurrency", self.concurrency), ("virtual_node_quota", self.virtual_node_quota)):
+            low = [f"{name}={value}" for name, value in table.items() if value is not None and value < 1]
+            if low:
+                raise ConfigError(
+                    f"[{key}] values must be at least 1: {', '.join(low)}",
+                    hint=f"e.g. {table.items()[0][0]} = {getattr(type(table)(), table.items()[0][0])}",
+                )
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
             raise ConfigError(
                 f"sandbox name {self.name!r} is not a valid cluster/project name",
                 hint="use lowercase letters, digits and dashes (at most 31 characters)",
             )
+
+    @property
+    def compose_override(self) -> Path | None:
+        """The project's compose.override.yaml, added last to every compose command when present."""
+        path = self.project_dir / COMPOSE_OVERRIDE
+        return path if path.is_file() else None
+
+    def file_sources(self) -> dict[str, str]:
+        """Which kind config and compose files are in use, and whose: `status` says so."""
+        def whose(path: Path) -> str:
+            return f"{path} ({'packaged default' if is_shipped(path) else 'project'})"
+
+        sources = {"kind config": whose(self.kind_config), "compose": whose(self.compose_file)}
+        if self.compose_override:
+            sources["compose override"] = whose(self.compose_override)
+        return sources
 
     @property
     def cluster_name(self) -> str:
@@ -157,16 +239,24 @@ class Settings:
         return f"http://127.0.0.1:{self.ports.api}"
 
 
-_SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime")
+_SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime", "image_load")
 _PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements")
 
 
-def find_project_dir(start: Path) -> Path:
-    """The nearest directory at or above `start` holding sandbox.toml or kind-config.yaml."""
-    for candidate in (start, *start.parents):
-        if (candidate / "sandbox.toml").is_file() or (candidate / "kind-config.yaml").is_file():
-            return candidate
-    return start
+def is_project(folder: Path) -> bool:
+    """A sandbox project: sandbox.toml, a kind-config.yaml, or [tool.sandbox] in pyproject.toml."""
+    if (folder / "sandbox.toml").is_file() or (folder / "kind-config.yaml").is_file():
+        return True
+    try:
+        return "[tool.sandbox]" in (folder / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest project folder at or above `start`; None outside any project."""
+    start = start.resolve()
+    return next((c for c in (start, *start.parents) if is_project(c)), None)
 
 
 def _file_values(project_dir: Path) -> dict[str, Any]:
@@ -290,6 +380,16 @@ def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
                 kwargs[key] = Ports(**_numbers(key, _table(key, value, "api = 8080"), Ports, int))
             elif key == "timeouts":
                 kwargs[key] = Timeouts(**_numbers(key, _table(key, value, "run = 3600"), Timeouts, float))
+            elif key == "concurrency":
+                table = _table(key, value, "max_active_runs_per_dag = 4")
+                kwargs[key] = Concurrency(**_numbers(key, table, Concurrency, int))
+            elif key == "virtual_node_quota":
+                table = dict(_table(key, value, "pods = 10"))
+                numbers = {
+                    **_numbers(key, {k: v for k, v in table.items() if k != "pods"}, VirtualNodeQuota, float),
+                    **_numbers(key, {k: v for k, v in table.items() if k == "pods"}, VirtualNodeQuota, int),
+                }
+                kwargs[key] = VirtualNodeQuota(**numbers)
             elif key == "scheduled_runs":
                 kwargs[key] = _boolean(key, value)
             else:
@@ -309,7 +409,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if project_dir is None:
         env_dir = environ.get("SANDBOX_PROJECT_DIR")
-        project_dir = Path(env_dir) if env_dir else find_project_dir(Path.cwd())
+        project_dir = Path(env_dir) if env_dir else (find_project_dir(Path.cwd()) or Path.cwd())
     project_dir = project_dir.resolve()
     values = _merge(_file_values(project_dir), _env_values(environ), overrides or {})
     return _build(project_dir, values)

@@ -1,7 +1,12 @@
 """Which image a pod task runs: the same DAG code on the laptop and on AKS.
 
 Imported by DAG files inside the official Airflow containers, where the `sandbox` package is not
-installed: standard library only (Airflow is imported lazily, for Variables).
+installed: standard library only. Nothing here touches Airflow's Variables or database: DAG files
+are parsed often, under a timeout, and Airflow's best practices forbid Variable access at parse
+time (in the containerised dag-processor it stalled the manager past the 30-s DagBag import
+timeout). Production Variables are read when the task runs, through a Jinja template in the
+operator's `image`, which KubernetesPodOperator templates (`template_fields` starts with "image"
+in airflow/providers/cncf/kubernetes/operators/pod.py).
 
 Resolution, first match wins:
 1. production by environment: TASK_IMAGE_REGISTRY (e.g. `myacr.azurecr.io/ml`) and
@@ -10,7 +15,11 @@ Resolution, first match wins:
    DAG folder, gitignored) gives the tag built from the image's current sources; `sandbox lint`
    points SANDBOX_TASK_IMAGE_RECORD at a record of the tags a build would produce, so a DAG
    folder lints before anything is built;
-3. production by Airflow Variables `task_image_registry` and `task_image_tag`.
+3. a sandbox without a record: with a cluster (SANDBOX_CLUSTER=kind) the image is missing, an
+   import error names the build command; without one (`sandbox up --stack-only`, SANDBOX_CLUSTER
+   =none) pod tasks are refused when they run, so any name does: `<name>:not-built`;
+4. production by Airflow Variables `task_image_registry` and `task_image_tag`, rendered when the
+   task runs: `{{ var.value.task_image_registry }}/<name>:{{ var.value.task_image_tag }}`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ REGISTRY_VARIABLE = "task_image_registry"
 TAG_VARIABLE = "task_image_tag"
 RECORD_ENV = "SANDBOX_TASK_IMAGE_RECORD"
 RECORD_FILE = Path(__file__).resolve().parent.parent / ".sandbox-images.json"
+# Set by `sandbox up` for every Airflow process: "kind" with a cluster, "none" with --stack-only.
+CLUSTER_ENV = "SANDBOX_CLUSTER"
+NOT_BUILT_TAG = "not-built"
 
 
 class TaskImageNotFound(LookupError):
@@ -55,25 +67,14 @@ def _sandbox_record() -> dict[str, dict[str, str]] | None:
         raise TaskImageNotFound(f"{record_file} is unreadable ({exc}): run `sandbox build`") from exc
 
 
-def _variables() -> tuple[str, str] | None:
-    try:
-        from airflow.sdk import Variable
-    except ImportError:
-        return None
-    return _production(
-        Variable.get(REGISTRY_VARIABLE, default=None),
-        Variable.get(TAG_VARIABLE, default=None),
-        f"the Airflow Variables {REGISTRY_VARIABLE}/{TAG_VARIABLE}",
-    )
-
-
 def in_sandbox() -> bool:
     """True when images come from the sandbox's local build (no production settings in env)."""
     return not os.environ.get(REGISTRY_ENV) and _record_file().is_file()
 
 
 def task_image(name: str) -> str:
-    """The image reference for the task image built from `images/<name>/`."""
+    """The image reference for the task image built from `images/<name>/` (maybe a template
+    Airflow renders when the task runs)."""
     env = _production(os.environ.get(REGISTRY_ENV), os.environ.get(TAG_ENV), f"{REGISTRY_ENV}/{TAG_ENV}")
     if env:
         return f"{env[0]}/{name}:{env[1]}"
@@ -87,14 +88,12 @@ def task_image(name: str) -> str:
             f"task image {name!r} has not been built in the sandbox (built: {built}): "
             f"run `sandbox build {name}`"
         )
-    production = _variables()
-    if production:
-        return f"{production[0]}/{name}:{production[1]}"
-    raise TaskImageNotFound(
-        f"task image {name!r} is unknown: run `sandbox build {name}` in the sandbox, or set "
-        f"{REGISTRY_ENV} and {TAG_ENV} (or the Airflow Variables {REGISTRY_VARIABLE} and "
-        f"{TAG_VARIABLE}) in production"
-    )
+    cluster = os.environ.get(CLUSTER_ENV)
+    if cluster == "none":
+        return f"{name}:{NOT_BUILT_TAG}"
+    if cluster:
+        raise TaskImageNotFound(f"task image {name!r} has not been built in the sandbox: run `sandbox build {name}`")
+    return f"{{{{ var.value.{REGISTRY_VARIABLE} }}}}/{name}:{{{{ var.value.{TAG_VARIABLE} }}}}"
 
 
 def task_image_pull_policy() -> str | None:

@@ -43,8 +43,7 @@ from sandbox_tasks.pods import (
     NO_CLUSTER,
     ON_FINISH_ACTION,
     TASK_NAMESPACE,
-    VIRTUAL_NODE_SELECTOR,
-    VIRTUAL_NODE_TOLERATIONS,
+    placement,
     refuse_without_cluster,
 )
 
@@ -75,8 +74,8 @@ def _blob_env() -> list[dict[str, Any]]:
 
 
 def spark_pod_template(role: str) -> dict[str, Any]:
-    """The pod template of the driver or the executors: on the virtual node, the entrypoint as
-    command. Spark adds the rest (image, args, resources from the confs, ports, volumes).
+    """The pod template of the driver or the executors: on the profile's virtual node, the
+    entrypoint as command. Spark adds the rest (image, args, resources from the confs, ports, volumes).
     Only the driver gets the blob connection string: it does the job's blob IO."""
     if role not in TEMPLATE_ENV:
         raise ValueError(f"role must be driver or executor, not {role!r}")
@@ -86,13 +85,14 @@ def spark_pod_template(role: str) -> dict[str, Any]:
     }
     if role == "driver":
         container["env"] = _blob_env()
+    selector, tolerations = placement()  # the profile's virtual node (SANDBOX_PROFILE)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"labels": {"app.kubernetes.io/part-of": "sandbox-samples"}},
         "spec": {
-            "nodeSelector": dict(VIRTUAL_NODE_SELECTOR),
-            "tolerations": [dict(t) for t in VIRTUAL_NODE_TOLERATIONS],
+            "nodeSelector": selector,
+            "tolerations": [{k: v for k, v in t.to_dict().items() if v is not None} for t in tolerations],
             "containers": [container],
         },
     }

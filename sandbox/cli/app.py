@@ -31,21 +31,45 @@ app = typer.Typer(
 )
 
 
+# Commands that need no project folder (lint says which kind config it used instead).
+PROJECT_FREE = frozenset({"lint", "doctor", "init"})
+
+
 @dataclass
 class CliContext:
     project_dir: Path | None
     verbose: bool
     debug: bool
+    command: str | None = None
     _settings: dict[tuple[tuple[str, Any], ...], Settings] = field(default_factory=dict)
     _adapters: Adapters | None = None
+    _announced: bool = False
 
     def settings(self, **overrides: Any) -> Settings:
+        """The settings of the project this command acts on: -C, SANDBOX_PROJECT_DIR, or the
+        nearest project folder at or above the current one. Outside any project, commands that act
+        on a sandbox refuse with the `sandbox init` hint; when the project is not the current
+        folder, the folder is named once on stderr."""
+        import os
+
+        from sandbox.config import find_project_dir, load_settings
+        from sandbox.errors import UsageError
+
+        explicit = self.project_dir is not None or bool(os.environ.get("SANDBOX_PROJECT_DIR"))
+        if not explicit and self.command not in PROJECT_FREE and find_project_dir(Path.cwd()) is None:
+            raise UsageError(
+                f"no sandbox project in {Path.cwd()} or any folder above it (no sandbox.toml, kind-config.yaml "
+                "or [tool.sandbox] in pyproject.toml)",
+                hint="run `sandbox init` to make this folder a project, or pass the project folder with -C DIR",
+            )
         key = tuple(sorted(overrides.items()))
         if key not in self._settings:
-            from sandbox.config import load_settings
-
             self._settings[key] = load_settings(self.project_dir, overrides=overrides)
-        return self._settings[key]
+        settings = self._settings[key]
+        if not self._announced and settings.project_dir != Path.cwd().resolve():
+            console.err.print(f"[dim]project: {settings.project_dir}[/]", soft_wrap=True)
+            self._announced = True
+        return settings
 
     def adapters(self) -> Adapters:
         """The command's external systems: built here, once, and nowhere else."""
@@ -63,7 +87,7 @@ class CliContext:
 def root(
     ctx: typer.Context,
     project_dir: Path = typer.Option(
-        None, "--project-dir", "-C", help="Project folder (default: nearest with kind-config.yaml)."
+        None, "--project-dir", "-C", help="Project folder (default: the nearest at or above the current one with sandbox.toml or kind-config.yaml)."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every external command."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
@@ -73,14 +97,14 @@ def root(
 
         what = "is not a folder" if project_dir.exists() else "does not exist"
         raise UsageError(f"project folder {project_dir} {what}", hint="pass the folder holding kind-config.yaml or sandbox.toml to -C")
-    ctx.obj = CliContext(project_dir=project_dir, verbose=verbose, debug=debug)
+    ctx.obj = CliContext(project_dir=project_dir, verbose=verbose, debug=debug, command=ctx.invoked_subcommand)
     console.enable_command_log(verbose)
 
 
 def _register() -> None:
-    from sandbox.cli import images, lint, runs, stack
+    from sandbox.cli import images, lint, ops, project, runs, stack
 
-    for module in (stack, runs, lint, images):
+    for module in (project, stack, runs, ops, lint, images):
         module.register(app)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.errors import UsageError
 
 if TYPE_CHECKING:
@@ -142,7 +143,46 @@ def prune(
     console.out.print(f"kept: {', '.join(result.kept)}")
 
 
+def watch(ctx: typer.Context) -> None:
+    """Rebuild a task image when a file under its folder is saved (content tag), load it into the
+    nodes that lack it, update the DAG record; show DAG import errors as they happen. Ctrl-C stops."""
+    from sandbox.core import images
+    from sandbox.core.stack_files import read_mode
+    from sandbox.core.watch import ImportErrorWatcher
+    from sandbox.core.watch import watch as core_watch
+    from sandbox.state import StateDir
+
+    settings, _, adapters = _checked(ctx, None, None)
+    reporter = ctx.obj.reporter()
+    state = StateDir(settings.state_dir)
+
+    def rebuild(names: list[str]) -> None:
+        images.build(settings, reporter, adapters.images, names)
+        if read_mode(state) == "full":  # without a cluster (stack-only, not up): build and record only
+            images.load(settings, reporter, adapters.images, adapters.kind(), names)
+        for name, entry in sorted(images.read_dag_record(settings).items()):
+            if name in names:
+                console.out.print(f"{escape(str(entry.get('image')))}  ready: the next run of a DAG using {name} runs it")
+
+    api = adapters.airflow() if state.secrets_file.exists() else None
+    errors = ImportErrorWatcher(lambda: {e.filename: e.stack_trace for e in api.import_errors()}) if api else None
+    try:
+        core_watch(
+            settings, reporter, rebuild, import_errors=errors,
+            on_import_error=lambda file, text: console.err.print(
+                f"[red]✗ import error[/] {escape(file)}:\n{escape(text.rstrip())}", highlight=False, soft_wrap=True
+            ),
+            on_fixed=lambda file: console.err.print(f"[green]✓[/] {escape(file)} imports again", soft_wrap=True),
+        )
+    except KeyboardInterrupt:
+        console.err.print("stopped watching")
+    finally:
+        if api is not None:
+            api.close()
+
+
 def register(app: typer.Typer) -> None:
+    app.command("watch")(watch)
     app.command("build")(build)
     app.command("load")(load)
     app.command("images")(list_images)

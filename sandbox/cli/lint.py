@@ -37,18 +37,41 @@ def lint(
 
     Exit 1 on any violation or import error; warnings (fields ACI ignores) do not fail.
     """
+    from sandbox.config import find_project_dir, is_project, load_settings
     from sandbox.core.lint import lint_dags
-    from sandbox.errors import LintFailed
+    from sandbox.core.scaffold import HELPER, helper_drift
+    from sandbox.resources import is_shipped
 
-    settings = ctx.obj.settings(**({"profile": profile} if profile else {}))
+    overrides = {"profile": profile} if profile else {}
+    # A folder given outside the current project lints with the settings of the project it is in.
+    owner = find_project_dir(dags_folder) if dags_folder is not None and ctx.obj.project_dir is None else None
+    settings = load_settings(owner, overrides=overrides) if owner else ctx.obj.settings(**overrides)
+    folder = (dags_folder or settings.dags_folder).resolve()
+    if not is_project(settings.project_dir):
+        console.err.print(
+            f"[dim]not in a sandbox project: the packaged kind config ({escape(str(settings.kind_config))}); "
+            "task images resolve the production way[/]",
+            soft_wrap=True,
+        )
+    elif is_shipped(settings.kind_config) and owner:
+        console.err.print(f"[dim]project: {escape(str(owner))}, packaged kind config[/]", soft_wrap=True)
+    drift = helper_drift(folder)
+    if drift:
+        console.err.print(
+            f"[yellow]![/] {escape(str(folder / HELPER))} differs from the helper this sandbox ships "
+            f"({', '.join(drift)}): `sandbox init --update-helper` replaces it",
+            soft_wrap=True,
+        )
     reporter = ctx.obj.reporter()
-    with reporter.step(f"Linting {dags_folder or settings.dags_folder} ({settings.profile})"):
-        report = lint_dags(settings, dags_folder)
+    with reporter.step(f"Linting {folder} ({settings.profile})"):
+        report = lint_dags(settings, folder)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print(report)
     if not report.ok:
+        from sandbox.errors import LintFailed
+
         raise LintFailed(report.summary())
 
 

@@ -73,6 +73,15 @@ def _lint(settings: Settings, dag_id: str) -> None:
         raise LintFailed(report.summary())
 
 
+def _require_api(ctx: typer.Context) -> None:
+    from sandbox.errors import StackError
+
+    try:
+        ctx.obj.adapters().health(ctx.obj.settings().api_url)
+    except StackError as exc:
+        raise StackError(exc.message, hint="start the sandbox with `sandbox up` (`sandbox status` shows what is down)") from None
+
+
 # -- live rendering ------------------------------------------------------------------------------
 def _elapsed(ti: TaskInstance) -> float | None:
     if ti.duration is not None:
@@ -175,6 +184,7 @@ def run_dag(
         timeout=timeout,
     )
     settings = ctx.obj.settings()
+    _require_api(ctx)  # a stopped sandbox fails now, not after the lint
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)
@@ -308,7 +318,36 @@ def _print_dags(report: DagsReport) -> None:
         console.out.print(escape(error.stack_trace.rstrip()), soft_wrap=True)
 
 
+def run_task(
+    ctx: typer.Context,
+    dag_id: str = typer.Argument(..., help="The DAG id."),
+    task_id: str = typer.Argument(..., help="The task id."),
+    date: str = typer.Option(..., "--date", "-d", help="Logical date: YYYY-MM-DD (midnight UTC) or ISO-8601."),
+    lint: bool = typer.Option(True, "--lint/--no-lint", help="Check the DAG against the ACI rules first."),
+) -> None:
+    """Run one task of a DAG for real, without the rest of the DAG (a pod task as a pod on the
+    virtual node); its log here; exit 0 when it succeeded, 1 when it failed."""
+    import sys
+
+    from sandbox.core import stack
+    from sandbox.core.dates import format_logical_date, parse_logical_date
+    from sandbox.core.run_task import runner_argv
+    from sandbox.core.runs import wait_parsed
+
+    when = format_logical_date(parse_logical_date(date))
+    settings = ctx.obj.settings()
+    _require_api(ctx)
+    if lint:
+        with ctx.obj.reporter().step(f"lint {dag_id}"):
+            _lint(settings, dag_id)
+    with ctx.obj.adapters().airflow() as api:
+        wait_parsed(api, settings, dag_id)  # an import error is reported as run-dag reports it
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    sys.exit(stack.airflow_exec(settings, runner_argv(dag_id, task_id, when), ctx.obj.adapters(), tty=tty))
+
+
 def register(app: typer.Typer) -> None:
     app.command("run-dag")(run_dag)
+    app.command("run-task")(run_task)
     app.command("backfill")(backfill)
     app.command("dags")(dags)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,7 @@ from sandbox.cli import console
 from sandbox.errors import SandboxError, UsageError
 
 if TYPE_CHECKING:
+    from sandbox.config import Settings
     from sandbox.core.stack_status import StackStatus
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "skip": "[dim]-[/]", "fail": "[red]✗[/]"}
@@ -83,16 +84,34 @@ def status(
     """Every component's health; exits 1 when anything is unhealthy."""
     from sandbox.core.stack_status import status as stack_status
 
-    result = stack_status(ctx.obj.settings(), ctx.obj.adapters())
+    settings = ctx.obj.settings()
+    result = stack_status(settings, ctx.obj.adapters())
     if as_json:
-        console.out.print_json(json.dumps(result.to_json()))
+        console.out.print_json(json.dumps({
+            **result.to_json(), **_caps_json(settings),
+            "project": str(settings.project_dir), "files": settings.file_sources(),
+        }))
     else:
-        _render_status(result)
+        console.out.print(f"[bold]project[/]   {settings.project_dir}", soft_wrap=True)
+        for what, source in settings.file_sources().items():
+            console.out.print(f"  {what}: {source}", soft_wrap=True, markup=False)
+        _render_status(result, settings)
     if not result.healthy:
         raise typer.Exit(1)
 
 
-def _render_status(result: StackStatus) -> None:
+def _caps_json(settings: Settings) -> dict[str, Any]:
+    """The concurrency caps Airflow runs with and the virtual node's budget (from settings:
+    airflow_env() renders the former, `up` applies the latter as ResourceQuotas)."""
+    return {
+        "concurrency": dict(settings.concurrency.items()),
+        "virtual_node_quota": dict(settings.virtual_node_quota.items()),
+    }
+
+
+def _render_status(result: StackStatus, settings: Settings) -> None:
+    from sandbox.core.capacity import describe
+
     out = console.out
     out.print(f"[bold]mode[/]      {result.mode or 'not up'}   runtime: {result.runtime or '-'}")
     if result.cluster is not None:
@@ -103,8 +122,10 @@ def _render_status(result: StackStatus) -> None:
             extra = ""
             if node.is_virtual_node:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()) if not k.startswith("node-role"))
-                extra = f"  labels: {labels}  taints: {', '.join(node.taints)}"
-            out.print(f"  {mark} {node.name} ({'virtual node' if node.is_virtual_node else node.role}){extra}", markup=True)
+                extra = f"  pods: {node.pods_capacity}  labels: {labels}  taints: {', '.join(node.taints)}"
+            out.print(f"  {mark} {node.name} ({node.kind}){extra}", markup=True)
+        for note in cluster.notes:
+            out.print(f"  note: {note}", markup=False)
     if result.services or result.missing_services:
         out.print("[bold]services[/]")
         for s in result.services:
@@ -118,6 +139,10 @@ def _render_status(result: StackStatus) -> None:
     if result.api is not None:
         parts = ", ".join(f"{k} {v.get('status')}" for k, v in result.api.items() if isinstance(v, dict))
         out.print(f"[bold]airflow[/]   {parts}")
+    caps = ", ".join(f"{name} {value}" for name, value in settings.concurrency.items())
+    out.print(f"[bold]caps[/]      {caps}")
+    if result.cluster is not None:
+        out.print(f"[bold]quota[/]     virtual node admits {describe(settings)}")
     out.print(f"[bold]UI[/]        {result.url}   login: {result.user} / {result.password or '(not generated yet)'}")
     for problem in result.problems:
         out.print(f"[red]✗[/] {problem}", markup=True)

@@ -51,6 +51,10 @@ TUNING_KEYS: tuple[str, ...] = (
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL",
 )
 
+# What the DAG helper (sample_dags/sandbox_tasks) reads to aim pod tasks at the profile's
+# virtual node; `sandbox lint` sets it too while it parses DAG files.
+PROFILE_ENV = "SANDBOX_PROFILE"
+
 DB_USER = "airflow"
 DB_NAME = "airflow"
 BROKER_USER = "airflow"
@@ -129,6 +133,11 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         ),
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        # The global caps from sandbox.toml [concurrency] (Airflow's defaults unless set).
+        **{
+            f"AIRFLOW__CORE__{name.upper()}": str(value)
+            for name, value in settings.concurrency.items()
+        },
         "AIRFLOW__API__HOST": topology.api_host,
         "AIRFLOW__API__PORT": str(topology.api_port),
         "AIRFLOW__API__BASE_URL": topology.api_public_url,
@@ -160,6 +169,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
     if topology.blob_endpoint is not None:
         env[blob.BLOB_ENV] = blob.connection_string(topology.blob_endpoint)
     env["SANDBOX_TASK_NAMESPACE"] = settings.task_namespace
+    env[PROFILE_ENV] = settings.profile
     env["SANDBOX_CLUSTER"] = "kind" if topology.kubeconfig is not None else "none"
     return env
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.config import PROFILES, Settings
-from sandbox.core.kind_config import NodeSpec, declared_nodes
-from sandbox.core.placement import predict
+from sandbox.config import PROFILES, Settings, is_project
+from sandbox.core.airflow_config import PROFILE_ENV
 from sandbox.core.images.records import RECORD_ENV
+from sandbox.core.kind_config import VIRTUAL_NODE_TAINT, NodeSpec, declared_nodes, virtual_node_kind
+from sandbox.core.placement import predict
 from sandbox.core.policy import check_pod
 from sandbox.errors import ConfigError, UsageError
 from sandbox.text import last_line
@@ -142,10 +143,15 @@ def lint_dags(
     *,
     profile: str | None = None,
     dag_ids: Collection[str] | None = None,
+    cache: bool = True,
 ) -> LintReport:
     """Lint every pod task in `folder` (default: settings.dags_folder) under `profile`
     (default: settings.profile); with `dag_ids`, only those DAGs, and import errors only
-    matter when one of them is missing (the broken file may be it)."""
+    matter when one of them is missing (the broken file may be it).
+
+    With `cache`, a project keeps each report under .sandbox/lint-cache/, keyed by everything it
+    depends on (see `_cache_key`): an unchanged folder is not re-imported (Airflow's import and
+    the DagBag parse are seconds; the key is milliseconds)."""
     folder = (folder or settings.dags_folder).resolve()
     profile = profile or settings.profile
     if profile not in PROFILES:
@@ -155,10 +161,105 @@ def lint_dags(
             f"DAGs folder {folder} does not exist",
             hint="pass the folder holding your DAG files, e.g. `sandbox lint sample_dags`",
         )
-    nodes = declared_nodes(settings)
-    planned = planned_images(settings)
-    with _quiet():
-        return _lint_folder(folder, profile, nodes, dag_ids, planned)
+    nodes = declared_nodes(settings, profile=profile)
+    # Outside a project there are no task image sources: images resolve the production way.
+    planned = planned_images(settings) if any(f.is_dir() for f in settings.images_folders) else None
+    cache_file = None
+    if cache and is_project(settings.project_dir):
+        key = _cache_key(folder, profile, nodes, dag_ids, planned)
+        cache_file = settings.state_dir / LINT_CACHE / f"{key}.json"
+        cached = _read_cached(cache_file)
+        if cached is not None:
+            return cached
+    with _quiet(), _environment({PROFILE_ENV: profile}):
+        report = _lint_folder(folder, profile, nodes, dag_ids, planned)
+    if cache_file is not None:
+        _write_cached(cache_file, report)
+    return report
+
+
+# -- the cache -----------------------------------------------------------------------------------
+LINT_CACHE = "lint-cache"
+CACHE_KEEP = 32  # reports kept; older ones are removed when a new one is written
+# The code whose behaviour a report reflects: a new tool version invalidates the cache.
+_LINT_MODULES = ("lint", "policy", "placement", "pod_render", "cel_k8s", "kind_config")
+
+
+def _cache_key(
+    folder: Path,
+    profile: str,
+    nodes: Sequence[NodeSpec],
+    dag_ids: Collection[str] | None,
+    planned: Mapping[str, str] | None,
+) -> str:
+    """SHA-256 of what a report depends on: every DAG-folder file Airflow may import (.py) or
+    that decides what it lists (.airflowignore), by path and content; the profile, the nodes the
+    kind config declares, the DAGs asked for, the planned image tags; the rules and the lint code
+    itself; the Airflow version. Not covered: what DAG files read from the environment."""
+    import hashlib
+
+    from sandbox.config import airflow_version
+    from sandbox.policy import __file__ as policy_init
+
+    digest = hashlib.sha256()
+    header = {
+        "folder": str(folder),
+        "profile": profile,
+        "nodes": [repr(n) for n in nodes],
+        "dag_ids": sorted(dag_ids) if dag_ids is not None else None,
+        "planned": dict(sorted(planned.items())) if planned is not None else None,
+        "airflow": airflow_version(),
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    code = [Path(__file__).with_name(f"{m}.py") for m in _LINT_MODULES] + [Path(policy_init).with_name("aci_rules.yaml")]
+    inputs = sorted(p for p in folder.rglob("*") if (p.suffix == ".py" or p.name == ".airflowignore") and "__pycache__" not in p.parts)
+    for path in (*code, *inputs):
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _read_cached(path: Path) -> LintReport | None:
+    try:
+        data = json.loads(path.read_text())
+        return LintReport(
+            folder=Path(data["folder"]),
+            profile=data["profile"],
+            tasks=tuple(
+                TaskResult(
+                    **{k: v for k, v in t.items() if k not in ("violations", "warnings")},
+                    violations=tuple(Finding(**f) for f in t["violations"]),
+                    warnings=tuple(Finding(**f) for f in t["warnings"]),
+                )
+                for t in data["tasks"]
+            ),
+            import_errors=tuple(ImportProblem(**p) for p in data["import_errors"]),
+            missing_dags=tuple(data["missing_dags"]),
+            dag_count=data["dag_count"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: lint again
+
+
+def _write_cached(path: Path, report: LintReport) -> None:
+    from dataclasses import asdict
+
+    from sandbox.state import StateDir
+
+    StateDir(path.parent.parent).ensure()
+    path.parent.mkdir(exist_ok=True)
+    body = asdict(report)
+    body["folder"] = str(report.folder)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, path)
+    old = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[CACHE_KEEP:]
+    for stale in old:
+        stale.unlink(missing_ok=True)
 
 
 def _lint_folder(
@@ -166,7 +267,7 @@ def _lint_folder(
     profile: str,
     nodes: Sequence[NodeSpec],
     dag_ids: Collection[str] | None,
-    planned_images: Mapping[str, str],
+    planned_images: Mapping[str, str] | None,
 ) -> LintReport:
     bag = _load(folder, planned_images)
     wanted = set(dag_ids) if dag_ids is not None else None
@@ -227,12 +328,13 @@ def _check_pod(
     warnings: list[Finding] = []
     reason = placement.reason
     if placement.target == "unschedulable":
+        selector = ", ".join(f"{k}={v}" for k, v in virtual_node_kind(profile).selector.items())
         violations.append(
             Finding(
                 "unschedulable",
-                "no sandbox node accepts this pod: to run on the virtual node select "
-                "type=virtual-kubelet and tolerate virtual-kubelet.io/provider, to run on a "
-                "worker drop the selector or affinity",
+                f"no sandbox node accepts this pod: to run on the {profile} virtual node select "
+                f"{selector} and tolerate {VIRTUAL_NODE_TAINT.key}, to run on a worker drop the "
+                "selector or affinity",
             )
         )
     elif placement.reaches_virtual_node:
@@ -248,6 +350,21 @@ def _check_pod(
                 f"[aci:{r.id}]" for r in refused
             )
     return TaskResult(dag_id, task_id, file, placement.target, reason, tuple(violations), tuple(warnings))
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables while DAG files are parsed (what DAG helpers read), then restore."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager
@@ -278,10 +395,11 @@ def _on_sys_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def _load(folder: Path, planned_images: Mapping[str, str]) -> Any:
+def _load(folder: Path, planned_images: Mapping[str, str] | None) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    with _on_sys_path(folder), _planned_image_record(planned_images):
+    record = _planned_image_record(planned_images) if planned_images is not None else contextlib.nullcontext()
+    with _on_sys_path(folder), record:
         try:
             return DagBag(dag_folder=folder, bundle_path=folder, load_op_links=False)
         except UnicodeDecodeError as exc:  # Airflow reads .airflowignore files as UTF-8 text
@@ -299,15 +417,8 @@ def _planned_image_record(planned: Mapping[str, str]) -> Iterator[None]:
     with tempfile.TemporaryDirectory(prefix="sandbox-lint-") as tmp:
         record = Path(tmp) / "images.json"
         record.write_text(json.dumps({"images": {n: {"image": r} for n, r in planned.items()}}))
-        previous = os.environ.get(RECORD_ENV)
-        os.environ[RECORD_ENV] = str(record)
-        try:
+        with _environment({RECORD_ENV: str(record)}):
             yield
-        finally:
-            if previous is None:
-                os.environ.pop(RECORD_ENV, None)
-            else:
-                os.environ[RECORD_ENV] = previous
 
 
 def planned_images(settings: Settings) -> dict[str, str]:

@@ -81,6 +81,7 @@ def up(settings: Settings, reporter: Reporter, adapters: Adapters, *, stack_only
 
 def _ensure_cluster_side(settings: Settings, state: StateDir, reporter: Reporter, adapters: Adapters) -> KindApi:
     from sandbox.core.access import ensure_cluster_access
+    from sandbox.core.capacity import quota_manifests
     from sandbox.core.cluster import ensure_cluster, ensure_virtual_node
     from sandbox.core.policy import policy_manifests
 
@@ -91,8 +92,8 @@ def _ensure_cluster_side(settings: Settings, state: StateDir, reporter: Reporter
     kube = adapters.kube(state.admin_kubeconfig)
     ensure_virtual_node(settings, kube, reporter)
     ensure_cluster_access(settings, kube, state, reporter)
-    with reporter.step(f"policy ({settings.profile})"):
-        for manifest in policy_manifests(settings.profile):
+    with reporter.step(f"policy ({settings.profile}) and virtual-node quota"):
+        for manifest in [*policy_manifests(settings.profile), *quota_manifests(settings)]:
             kube.apply(manifest)
     with reporter.step("blob storage secret"):
         kube.apply(blob.blob_secret_manifest(settings.task_namespace, pod_blob_endpoint(settings)))
@@ -116,7 +117,8 @@ def ensure_stack(
     compose = adapters.compose(mode)
     fingerprint = stack_fingerprint(compose.project.files, state)
     recorded = state.stack_fingerprint
-    if recorded.exists() and recorded.read_text() == fingerprint:
+    unchanged = recorded.exists() and recorded.read_text() == fingerprint
+    if unchanged:
         with reporter.step("verify the Airflow stack"):
             try:
                 states = _all_healthy(compose, expected_services(compose))
@@ -128,7 +130,9 @@ def ensure_stack(
     with driving_healthchecks(adapters.runtime, compose.healthcheck_containers, runner=adapters.runner):
         with reporter.step("airflow stack (compose up)"):
             try:
-                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up)
+                # Unchanged: only start what is missing or stopped (a killed worker), never
+                # recreate the healthy rest (see compose.up_argv).
+                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up, no_recreate=unchanged)
             except CommandFailed as exc:
                 raise _stack_failure(compose, exc) from None
         with reporter.step("wait for every service to be healthy"):
@@ -292,6 +296,11 @@ AIRFLOW_CLI_SERVICE = "airflow-scheduler"
 
 def airflow_cli(settings: Settings, args: Sequence[str], adapters: Adapters, *, tty: bool) -> int:
     """Run `airflow ARGS` in the running scheduler container; its exit code."""
+    return airflow_exec(settings, ["airflow", *args], adapters, tty=tty)
+
+
+def airflow_exec(settings: Settings, argv: Sequence[str], adapters: Adapters, *, tty: bool) -> int:
+    """Run `argv` in the running scheduler container (Airflow's python and CLI); its exit code."""
     compose = _compose_of_running_sandbox(settings, adapters, "there is no Airflow to run commands in")
     running = {s.service for s in compose.ps() if s.state == "running"}
     if AIRFLOW_CLI_SERVICE not in running:
@@ -299,4 +308,4 @@ def airflow_cli(settings: Settings, args: Sequence[str], adapters: Adapters, *, 
             f"{AIRFLOW_CLI_SERVICE} is not running, so there is no Airflow to run commands in",
             hint="run `sandbox up` (or `sandbox status` to see what is wrong)",
         )
-    return compose.exec(AIRFLOW_CLI_SERVICE, ["airflow", *args], tty=tty)
+    return compose.exec(AIRFLOW_CLI_SERVICE, list(argv), tty=tty)

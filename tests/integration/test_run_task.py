@@ -1,0 +1,43 @@
+"""`sandbox run-task`'s runner on the native Airflow stack: one task runs for real (its log on the
+terminal), nothing else of the DAG runs, and the exit code is the task's: 0 success, 1 failure
+(where plain `airflow tasks test` exits 0 either way)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sandbox.adapters.airflow_api import AirflowApi
+from sandbox.core.run_task import runner_argv
+from sandbox.state import ADMIN_USER
+
+pytestmark = pytest.mark.integration
+
+
+def run_task(airflow_stack, dag_id: str, task_id: str, date: str) -> subprocess.CompletedProcess[str]:
+    argv = runner_argv(dag_id, task_id, date)
+    argv[0] = str(Path(sys.executable).parent / "python")  # the Airflow installation's python
+    return subprocess.run(argv, env=airflow_stack.env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_task_that_succeeds_exits_0_and_runs_alone(airflow_stack) -> None:
+    done = run_task(airflow_stack, "sbx_noop3", "second", "2021-10-01")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "sandbox run-task: sbx_noop3.second 2021-10-01: success" in done.stderr
+    log = done.stdout + done.stderr
+    assert "task_id=second" in log or "sbx_noop3.second" in log
+    assert "task_id=first" not in log and "task_id=third" not in log  # nothing else of the DAG ran
+    with AirflowApi(airflow_stack.url, ADMIN_USER, airflow_stack.admin_password) as api:
+        day = datetime(2021, 10, 1, tzinfo=UTC)
+        assert api.list_runs("sbx_noop3", start=day, end=day) == []  # no run left behind
+
+
+def test_a_task_that_fails_exits_1_with_its_log(airflow_stack) -> None:
+    failed = run_task(airflow_stack, "sbx_fail", "explode", "2021-10-01")
+    assert failed.returncode == 1
+    assert "sbx-deliberate-failure" in failed.stdout + failed.stderr
+    assert "sandbox run-task: sbx_fail.explode 2021-10-01: failed" in failed.stderr
