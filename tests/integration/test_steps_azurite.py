@@ -236,17 +236,6 @@ def test_train_compare_deploy_deploys_the_better_model_and_reruns_identically(
     assert snapshot(connection, f"{TCD}/") == first
 
 
-def test_compare_follows_the_metrics_blobs(
-    steps: ModuleType, connection: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = f"{blob.BLOB_CONTAINER}/train_compare_deploy/2021-12-05"
-    upload(connection, f"{data}/model_a/metrics.json", b'{"model": "a", "rmse": 0.1}')
-    upload(connection, f"{data}/model_b/metrics.json", b'{"model": "b", "rmse": 0.2}')
-    dag = dag_module("train_compare_deploy", monkeypatch)
-    monkeypatch.setenv(blob.BLOB_ENV, connection)
-    assert dag.compare.function(data=data) == "deploy_model_a"
-
-
 def test_a_missing_input_fails_with_one_line_and_no_metrics(
     steps: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
