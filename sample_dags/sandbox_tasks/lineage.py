@@ -37,7 +37,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,14 +108,6 @@ def parse_metrics(lines: Iterable[str]) -> MetricsCollector:
     for line in lines:
         collector.feed(line)
     return collector
-
-
-def headline(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers among the metrics (labels such as `model` or `date` are not compared)."""
-    return {
-        k: v for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
 
 
 # -- the record -------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class DagRun:
     start_date: datetime | None
     end_date: datetime | None
     conf: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DagRun:
@@ -81,11 +82,18 @@ class DagRun:
             start_date=parse_time(data.get("start_date")),
             end_date=parse_time(data.get("end_date")),
             conf=data.get("conf") or {},
+            note=data.get("note"),
         )
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_RUN_STATES
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_date and self.end_date:
+            return (self.end_date - self.start_date).total_seconds()
+        return None
 
 
 @dataclass(frozen=True)
@@ -335,11 +343,18 @@ class AirflowApi:
 
     # -- runs ---------------------------------------------------------------------------------
     def trigger(
-        self, dag_id: str, logical_date: datetime, conf: Mapping[str, Any] | None = None
+        self,
+        dag_id: str,
+        logical_date: datetime,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        note: str | None = None,
     ) -> DagRun:
         payload: dict[str, Any] = {"logical_date": format_time(logical_date)}
         if conf:
             payload["conf"] = dict(conf)
+        if note:
+            payload["note"] = note
         body = self.request("POST", f"/api/v2/dags/{_seg(dag_id)}/dagRuns", json=payload)
         return DagRun.from_json(body)
 
@@ -366,6 +381,22 @@ class AirflowApi:
             body = self.request("GET", path, params={**params, "limit": 1})
             return [DagRun.from_json(r) for r in body["dag_runs"]]
         return [DagRun.from_json(r) for r in self._pages(path, "dag_runs", params)]
+
+    def recent_runs(self, dag_id: str, last: int) -> list[DagRun]:
+        """The `last` runs by logical date, newest first."""
+        body = self.request(
+            "GET", f"/api/v2/dags/{_seg(dag_id)}/dagRuns",
+            params={"order_by": "-logical_date", "limit": last},
+        )
+        return [DagRun.from_json(r) for r in body["dag_runs"]]
+
+    def set_run_note(self, dag_id: str, run_id: str, note: str) -> DagRun:
+        """PATCH the run's note (Airflow caps it at 1000 characters)."""
+        body = self.request(
+            "PATCH", f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}", json={"note": note},
+            params={"update_mask": "note"},
+        )
+        return DagRun.from_json(body)
 
     def clear_run(self, dag_id: str, run_id: str) -> DagRun:
         body = self.request(
@@ -399,6 +430,40 @@ class AirflowApi:
             f"/taskInstances/{_seg(task_id)}/logs/{try_number}"
         )
         return LogChunk.from_json(self.request("GET", path, params=params))
+
+    def xcom_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str, *, map_index: int = -1
+    ) -> Any:
+        """One XCom's value as the task pushed it; None when there is none.
+
+        Without `deserialize` the API returns the stored JSON itself (routes/public/xcom.py,
+        `get_xcom_entry`); `deserialize=true` would stringify it for display.
+        """
+        path = (
+            f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"
+            f"/taskInstances/{_seg(task_id)}/xcomEntries/{_seg(key)}"
+        )
+        try:
+            body = self.request("GET", path, params={"map_index": map_index})
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        value = body.get("value")
+        if isinstance(value, str):  # stored as serialized JSON text by some writers
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def xcom_tasks(self, dag_id: str, run_id: str, key: str) -> list[tuple[str, int]]:
+        """(task_id, map_index) of the run's task instances holding an XCom `key`."""
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/~/xcomEntries"
+        return [
+            (e["task_id"], int(e.get("map_index", -1)))
+            for e in self._pages(path, "xcom_entries", {"xcom_key": key})
+        ]
 
     # -- backfills ----------------------------------------------------------------------------
     def create_backfill(

@@ -64,9 +64,9 @@ def root(
 
 
 def _register() -> None:
-    from sandbox.cli import images, lint, runs, stack
+    from sandbox.cli import images, lineage, lint, runs, stack
 
-    for module in (stack, runs, lint, images):
+    for module in (stack, runs, lineage, lint, images):
         module.register(app)
 
 

@@ -155,9 +155,11 @@ def run_dag(
 ) -> None:
     """Trigger one DAG run through the real scheduler and Celery and follow it to the end."""
     from sandbox.core.dates import format_logical_date, parse_logical_date
+    from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import RunRequest, connect
     from sandbox.core.runs import run_dag as core_run_dag
 
+    settings = ctx.obj.settings()
     request = RunRequest(
         dag_id=dag_id,
         logical_date=parse_logical_date(date),
@@ -165,8 +167,8 @@ def run_dag(
         rerun=rerun,
         logs=logs,
         timeout=timeout,
+        note=trigger_note(settings),
     )
-    settings = ctx.obj.settings()
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)
@@ -214,9 +216,11 @@ def backfill(
 ) -> None:
     """Run a DAG over a date range with Airflow's backfill, a row per logical date."""
     from sandbox.core.dates import parse_logical_date
+    from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import BackfillRequest, connect
     from sandbox.core.runs import backfill as core_backfill
 
+    settings = ctx.obj.settings()
     request = BackfillRequest(
         dag_id=dag_id,
         start=parse_logical_date(start, option="--start"),
@@ -225,8 +229,8 @@ def backfill(
         rerun_failed=rerun_failed,
         conf=_parse_conf(conf),
         timeout=timeout,
+        note=trigger_note(settings),
     )
-    settings = ctx.obj.settings()
     with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
         result = core_backfill(
