@@ -135,13 +135,18 @@ def declared_io(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def pinned_image(image_id: str | None) -> str | None:
     """`repo@sha256:...` from a containerStatuses imageID (docker's `docker-pullable://` prefix
-    stripped); None when the node reports only a local image ID (`sha256:...`, e.g. an image
-    `kind load` put on the node: no registry digest to pull by)."""
+    stripped), i.e. the registry digest a node pulled (AKS from ACR). None when the node has no
+    registry digest: images `kind load` imports report a bare `sha256:` image ID
+    (kubernetes-sigs/kind#2734) or, with some kind/podman versions, a made-up
+    `docker.io/library/import-<date>@sha256:` name (kubernetes-sigs/kind#4184)."""
     if not image_id:
         return None
     for prefix in ("docker-pullable://", "docker://"):
         image_id = image_id.removeprefix(prefix)
-    return image_id if "@sha256:" in image_id else None
+    repository, at, _ = image_id.partition("@sha256:")
+    if not at or repository.rsplit("/", 1)[-1].startswith("import-"):
+        return None
+    return image_id
 
 
 def pod_record(pod: Any, container_name: str) -> dict[str, Any]:
