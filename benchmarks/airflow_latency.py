@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from airflow_stack import AirflowStack, services  # noqa: E402
 
 from sandbox.adapters.airflow_api import AirflowApi  # noqa: E402
-from sandbox.airflow_config import TUNING_KEYS  # noqa: E402
+from sandbox.core.airflow_config import TUNING_KEYS  # noqa: E402
 from sandbox.errors import AirflowApiError  # noqa: E402
 from sandbox.waiting import NotReady, wait_until  # noqa: E402
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sandbox.errors import ConfigError
 
 Profile = Literal["aci-v1", "aci-v2"]
-Runtime = Literal["auto", "docker", "podman"]
+RuntimeChoice = Literal["auto", "docker", "podman"]
 PROFILES: tuple[str, ...] = ("aci-v1", "aci-v2")
 RUNTIMES: tuple[str, ...] = ("auto", "docker", "podman")
 
@@ -93,7 +93,7 @@ class Settings:
     task_namespace: str = "sandbox-tasks"
     service_account: str = "airflow-tasks"
     profile: Profile = "aci-v1"
-    runtime: Runtime = "auto"
+    runtime: RuntimeChoice = "auto"
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
     # Whether Airflow's scheduler creates runs from schedules (cron, assets) as in production.

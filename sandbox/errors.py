@@ -51,7 +51,9 @@ class CommandFailed(SandboxError):
     ) -> None:
         import shlex
 
-        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "(no output)"
+        from sandbox.text import last_line
+
+        tail = last_line(stderr, "(no output)")
         super().__init__(
             f"`{shlex.join(argv)}` failed with exit code {returncode}: {tail}", hint=hint
         )

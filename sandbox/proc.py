@@ -24,6 +24,10 @@ class Completed:
     stderr: str
 
 
+# What every adapter that runs a command takes: `run` itself, or a test's recording fake.
+Runner = Callable[..., Completed]
+
+
 def command_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """A shell line that reproduces the call, environment overrides first."""
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted((env or {}).items()))

@@ -49,6 +49,19 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def write_private_if_changed(path: Path, text: str) -> bool:
+    """write_private unless the file already holds `text` with 0600 rights; True when it wrote
+    (an unchanged file keeps its mtime, and the caller knows nothing changed)."""
+    try:
+        unchanged = path.read_text() == text and not (path.stat().st_mode & 0o077)
+    except (OSError, UnicodeDecodeError):
+        unchanged = False
+    if unchanged:
+        return False
+    write_private(path, text)
+    return True
+
+
 @dataclass(frozen=True)
 class StateDir:
     path: Path
@@ -92,6 +105,21 @@ class StateDir:
     def built_images_file(self) -> Path:
         """Every task image ref this sandbox built: what `sandbox prune` may remove from the engine."""
         return self.path / "images-built.json"
+
+    @property
+    def stack_record(self) -> Path:
+        """How the stack was brought up (mode, name): read by `down` and `status`."""
+        return self.path / "stack.json"
+
+    @property
+    def stack_fingerprint(self) -> Path:
+        """Hash of what compose read at the last healthy `up`: unchanged means only verify."""
+        return self.path / "stack.fingerprint"
+
+    @property
+    def cluster_record(self) -> Path:
+        """The kind cluster this sandbox created (name, state, kind-config hash)."""
+        return self.path / "cluster.json"
 
     @property
     def tools_dir(self) -> Path:

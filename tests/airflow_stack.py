@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sandbox.airflow_config import Topology, airflow_env
+from sandbox.core.airflow_config import Topology, airflow_env
 from sandbox.config import Settings, load_settings
 from sandbox.state import Secrets, StateDir, write_private
 from sandbox.waiting import NotReady, wait_until

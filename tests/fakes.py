@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.adapters.kube import Event, KubeApi, Node, ServerVersion, describe, resource_path
-from sandbox.core.kind_config import NodeSpec, Taint
+from sandbox.adapters.kube import KubeApi, describe, resource_path
+from sandbox.core.kind_config import NodeSpec
+from sandbox.models import Node, Taint
 from sandbox.errors import CommandFailed, KubeApiError
 from sandbox.proc import Completed
 
@@ -143,8 +144,6 @@ class FakeKube:
     token_after_reads: int = 0
     ready_after_reads: int = 0
     unreachable: bool = False
-    server_version: ServerVersion = ServerVersion("1", "37", "v1.37.0")
-    event_list: list[Event] = field(default_factory=list)
     _reads: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -225,26 +224,11 @@ class FakeKube:
                 obj.setdefault("data", {})["token"] = base64.b64encode(token.encode()).decode()
         return copy.deepcopy(obj)
 
-    def delete(self, manifest: Mapping[str, Any]) -> None:
-        self._check_reachable()
-        self.requests.append(("DELETE", describe(manifest)))
-        self.objects.pop(resource_path(manifest), None)
-
     # The real lookup (a GET of the token Secret), run against this fake's get().
     service_account_token = KubeApi.service_account_token
 
     def server_ca_data(self) -> str:
         return self.ca_data
-
-    def events(self, namespace: str) -> list[Event]:
-        self._check_reachable()
-        self.requests.append(("GET", f"events {namespace}"))
-        return [e for e in self.event_list if e.namespace == namespace]
-
-    def version(self) -> ServerVersion:
-        self._check_reachable()
-        self.requests.append(("GET", "version"))
-        return self.server_version
 
     def writes(self) -> list[tuple[str, str]]:
         """Only the requests that change something."""

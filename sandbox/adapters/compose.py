@@ -22,9 +22,10 @@ from typing import Any
 
 from sandbox.adapters.runtime import Runtime
 from sandbox.errors import PrerequisiteError, SandboxError, ToolMissing
-from sandbox.proc import Completed, run
+from sandbox.models import ServiceState
+from sandbox.proc import Completed, Runner, run
+from sandbox.text import last_line
 
-Runner = Callable[..., Completed]
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_V2_HINT = "install Docker Compose v2 (`docker compose version` must work): https://docs.docker.com/compose/install/"
@@ -55,49 +56,13 @@ def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | 
             result = runner(version_argv(prefix), env=runtime.env, check=False, timeout=30)
         except ToolMissing:
             continue
-        version = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
+        version = last_line(result.stdout)
         if result.returncode != 0 or not re.match(r"v?\d+\.", version):
             continue
         command = ComposeCommand(prefix, version.lstrip("v"))
         if command.major >= 2 or runtime.name == "podman":
             return command
     return None
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """One container of the project as `ps` reports it."""
-
-    service: str
-    container: str
-    state: str  # created | running | restarting | exited | paused | dead
-    health: str  # "" (no healthcheck) | starting | healthy | unhealthy
-    exit_code: int
-    published_ports: tuple[int, ...] = ()
-
-    @property
-    def has_healthcheck(self) -> bool:
-        return self.health != ""
-
-    @property
-    def ok(self) -> bool:
-        """Long-running: running and (if it has one) passing its healthcheck."""
-        return self.state == "running" and self.health in ("", "healthy")
-
-    @property
-    def completed(self) -> bool:
-        """One-shot: exited with code 0."""
-        return self.state == "exited" and self.exit_code == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "container": self.container,
-            "state": self.state,
-            "health": self.health,
-            "exit_code": self.exit_code,
-            "published_ports": list(self.published_ports),
-        }
 
 
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|starting|health: starting)\)")

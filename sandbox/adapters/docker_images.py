@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.errors import CommandFailed, ImageBuildError, ImageInUse, PrerequisiteError
+from sandbox.models import ImageInfo
 
 if TYPE_CHECKING:
     import docker
@@ -44,15 +45,6 @@ def save_params(api_version: str, arch: str) -> dict[str, str]:
     if version < SAVE_PLATFORM_API or not arch:
         return {}
     return {"platform": json.dumps({"os": "linux", "architecture": arch})}
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    id: str
-    tags: tuple[str, ...]
-    size: int
-    created: str
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

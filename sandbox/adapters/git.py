@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import proc
 from sandbox.errors import ToolMissing
+from sandbox.proc import Runner, run
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,14 @@ class Source:
     dirty: bool  # uncommitted or untracked changes under the folder
 
 
-def source_of(folder: Path) -> Source | None:
+def source_of(folder: Path, *, runner: Runner = run) -> Source | None:
     """The HEAD commit of the repository holding `folder` and whether `folder` is dirty; None
     when it is not in a git work tree, git is missing or the repository has no commit yet."""
     try:
-        head = proc.run(["git", "-C", str(folder), "rev-parse", "--verify", "-q", "HEAD"], check=False)
+        head = runner(["git", "-C", str(folder), "rev-parse", "--verify", "-q", "HEAD"], check=False)
         if head.returncode != 0:
             return None
-        status = proc.run(
+        status = runner(
             ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=normal", "--", "."],
             check=False,
         )

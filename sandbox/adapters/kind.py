@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sandbox.proc import Completed, run
-
-Runner = Callable[..., Completed]
+from sandbox.proc import Completed, Runner, run
 
 
 def clusters_argv(binary: str = "kind") -> list[str]:
@@ -38,9 +36,8 @@ def nodes_argv(name: str, binary: str = "kind") -> list[str]:
     return [binary, "get", "nodes", "--name", name]
 
 
-def kubeconfig_argv(name: str, *, internal: bool = False, binary: str = "kind") -> list[str]:
-    argv = [binary, "get", "kubeconfig", "--name", name]
-    return argv + ["--internal"] if internal else argv
+def kubeconfig_argv(name: str, binary: str = "kind") -> list[str]:
+    return [binary, "get", "kubeconfig", "--name", name]
 
 
 def load_docker_image_argv(
@@ -101,8 +98,8 @@ class KindCli:
     def nodes(self, name: str) -> list[str]:
         return parse_lines(self._run(nodes_argv(name, self.binary)).stdout)
 
-    def kubeconfig(self, name: str, *, internal: bool = False) -> str:
-        return self._run(kubeconfig_argv(name, internal=internal, binary=self.binary)).stdout
+    def kubeconfig(self, name: str) -> str:
+        return self._run(kubeconfig_argv(name, self.binary)).stdout
 
     def load_docker_image(self, name: str, image: str, nodes: Sequence[str]) -> None:
         self._run(load_docker_image_argv(name, image, nodes, self.binary))

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import yaml
 
-from sandbox.core.kind_config import Taint
 from sandbox.errors import ClusterError, KubeApiError
+from sandbox.models import Node, Taint
 
 log = logging.getLogger("sandbox.http")  # printed with -v, like every external command
 
@@ -30,41 +30,12 @@ UNREACHABLE_HINT = "is the cluster running? `sandbox status` shows it; `sandbox 
 
 
 @dataclass(frozen=True)
-class Node:
-    name: str
-    labels: Mapping[str, str]
-    taints: tuple[Taint, ...]
-    ready: bool
-    unschedulable: bool = False
-    kubelet_version: str = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    namespace: str
-    object_kind: str
-    object_name: str
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-    count: int = 1
-    last_seen: str | None = None
-
-
-@dataclass(frozen=True)
-class ServerVersion:
-    major: str
-    minor: str
-    git_version: str
-
-
-@dataclass(frozen=True)
 class Resource:
     plural: str
     namespaced: bool
 
 
-# What `apply`/`delete` accept, keyed by (apiVersion, kind): a small map instead of discovery.
+# What `apply`/`get` accept, keyed by (apiVersion, kind): a small map instead of discovery.
 RESOURCES: dict[tuple[str, str], Resource] = {
     ("v1", "Namespace"): Resource("namespaces", False),
     ("v1", "ServiceAccount"): Resource("serviceaccounts", True),
@@ -126,24 +97,6 @@ def parse_node(obj: Mapping[str, Any]) -> Node:
         unschedulable=bool(spec.get("unschedulable", False)),
         kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
     )
-
-
-def parse_event(obj: Mapping[str, Any]) -> Event:
-    meta, involved = obj.get("metadata", {}), obj.get("involvedObject", {})
-    return Event(
-        namespace=meta.get("namespace", ""),
-        object_kind=involved.get("kind", ""),
-        object_name=involved.get("name", ""),
-        type=obj.get("type", ""),
-        reason=obj.get("reason", ""),
-        message=(obj.get("message") or "").strip(),
-        count=int(obj.get("count") or 1),
-        last_seen=obj.get("lastTimestamp") or obj.get("eventTime") or meta.get("creationTimestamp"),
-    )
-
-
-def parse_version(obj: Mapping[str, Any]) -> ServerVersion:
-    return ServerVersion(obj.get("major", ""), obj.get("minor", ""), obj.get("gitVersion", ""))
 
 
 def secret_token(obj: Mapping[str, Any]) -> str | None:
@@ -262,14 +215,6 @@ class KubeApi:
                 return None
             raise
 
-    def delete(self, manifest: Mapping[str, Any]) -> None:
-        """Delete the object; already gone counts as done."""
-        try:
-            self._call("DELETE", resource_path(manifest))
-        except KubeApiError as exc:
-            if exc.status != 404:
-                raise
-
     def service_account_token(self, namespace: str, secret_name: str) -> str | None:
         secret = self.get(
             {
@@ -282,13 +227,6 @@ class KubeApi:
 
     def server_ca_data(self) -> str:
         return self.ca_data
-
-    def events(self, namespace: str) -> list[Event]:
-        items = self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/events").get("items", [])
-        return [parse_event(item) for item in items]
-
-    def version(self) -> ServerVersion:
-        return parse_version(self._call("GET", "/version"))
 
 
 def _status_message(body: Any) -> str:

@@ -25,9 +25,7 @@ from urllib.parse import urlparse
 
 from sandbox.config import Settings
 from sandbox.errors import PrerequisiteError
-from sandbox.proc import Completed, run
-
-Runner = Callable[..., Completed]
+from sandbox.proc import Completed, Runner, run
 RuntimeName = Literal["docker", "podman"]
 PROBE_TIMEOUT_S = 3.0
 ROOTFUL_PODMAN_SOCKET = "/run/podman/podman.sock"
@@ -314,3 +312,28 @@ def driving_healthchecks(
         stop.set()
         thread.join()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- podman: can it start a container at all -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OciProbe:
+    """A throw-away container started from a local image: what a failing OCI runtime shows."""
+
+    image: str | None  # the image tried; None when none of them is present locally
+    returncode: int = 0
+    output: str = ""
+
+
+def run_probe_argv(image: str) -> list[str]:
+    return ["podman", "run", "--rm", "--pull=never", "--network=none", "--entrypoint", "true", image]
+
+
+def probe_oci(images: Sequence[str], *, runner: Runner = run) -> OciProbe:
+    """Start `true` in the first of `images` podman holds (nothing is pulled)."""
+    present = next((i for i in images if runner(["podman", "image", "exists", i], check=False).returncode == 0), None)
+    if present is None:
+        return OciProbe(None)
+    result = runner(run_probe_argv(present), check=False, timeout=120)
+    return OciProbe(present, result.returncode, result.stderr or result.stdout)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sandbox.cli import console
 from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from sandbox.config import Settings
+    from sandbox.core.wiring import Adapters
 
 app = typer.Typer(
     name="sandbox",
@@ -31,17 +35,26 @@ class CliContext:
     project_dir: Path | None
     verbose: bool
     debug: bool
-    _cache: dict[tuple[tuple[str, Any], ...], Any] = field(default_factory=dict)
+    _settings: dict[tuple[tuple[str, Any], ...], Settings] = field(default_factory=dict)
+    _adapters: Adapters | None = None
 
-    def settings(self, **overrides: Any):  # -> sandbox.config.Settings
-        from sandbox.config import load_settings
-
+    def settings(self, **overrides: Any) -> Settings:
         key = tuple(sorted(overrides.items()))
-        if key not in self._cache:
-            self._cache[key] = load_settings(self.project_dir, overrides=overrides)
-        return self._cache[key]
+        if key not in self._settings:
+            from sandbox.config import load_settings
 
-    def reporter(self):  # -> RichReporter
+            self._settings[key] = load_settings(self.project_dir, overrides=overrides)
+        return self._settings[key]
+
+    def adapters(self) -> Adapters:
+        """The command's external systems: built here, once, and nowhere else."""
+        if self._adapters is None:
+            from sandbox.core.wiring import Adapters
+
+            self._adapters = Adapters(self.settings())
+        return self._adapters
+
+    def reporter(self) -> console.RichReporter:
         return console.RichReporter(verbose=self.verbose)
 
 

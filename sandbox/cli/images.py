@@ -12,9 +12,8 @@ from sandbox.cli import console
 from sandbox.errors import UsageError
 
 if TYPE_CHECKING:
-    from sandbox.adapters.docker_images import DockerImages
-    from sandbox.adapters.kind import KindCli
     from sandbox.config import Settings
+    from sandbox.core.wiring import Adapters
 
 NAMES = typer.Argument(None, help="Task image names (folder names); default: all.", show_default=False)
 BUILD_ARGS = typer.Option(
@@ -35,18 +34,17 @@ def parse_build_args(values: Sequence[str] | None) -> dict[str, str]:
     return args
 
 
-def _connected(
+def _checked(
     ctx: typer.Context, names: Sequence[str] | None, build_arg: Sequence[str] | None
-) -> tuple[Settings, dict[str, str], DockerImages, KindCli]:
-    """What every image command starts from: settings, its --build-arg values, the engine and
-    the kind CLI. Bad input is a usage error before any engine is asked."""
+) -> tuple[Settings, dict[str, str], Adapters]:
+    """What every image command starts from: settings, its --build-arg values and the adapters.
+    Bad input is a usage error before any engine is asked."""
     from sandbox.core import images
 
     settings = ctx.obj.settings()
     build_args = parse_build_args(build_arg)
     images.select(images.discover(settings), names or None)
-    client, kind = images.connect(settings)
-    return settings, build_args, client, kind
+    return settings, build_args, ctx.obj.adapters()
 
 
 def human_size(size: int | None) -> str:
@@ -68,8 +66,8 @@ def build(
     """Build task images whose sources changed (tag = hash of the build context)."""
     from sandbox.core import images
 
-    settings, build_args, client, _ = _connected(ctx, names, build_arg)
-    results = images.build(settings, ctx.obj.reporter(), client, names or None, build_args=build_args)
+    settings, build_args, adapters = _checked(ctx, names, build_arg)
+    results = images.build(settings, ctx.obj.reporter(), adapters.images, names or None, build_args=build_args)
     for result in results:
         verb = f"built in {result.seconds:.1f}s" if result.built else "up to date"
         console.out.print(f"{result.ref}  {verb}")
@@ -83,8 +81,10 @@ def load(
     """Load built task images into the kind nodes that lack them."""
     from sandbox.core import images
 
-    settings, build_args, client, kind = _connected(ctx, names, build_arg)
-    results = images.load(settings, ctx.obj.reporter(), client, kind, names or None, build_args=build_args)
+    settings, build_args, adapters = _checked(ctx, names, build_arg)
+    results = images.load(
+        settings, ctx.obj.reporter(), adapters.images, adapters.kind(), names or None, build_args=build_args
+    )
     for result in results:
         if result.loaded_into:
             how = " (from an archive)" if result.via_archive else ""
@@ -100,14 +100,12 @@ def list_images(
     build_arg: list[str] = BUILD_ARGS,
 ) -> None:
     """Task images: name, tag, size, built at, and the nodes holding them."""
-    from dataclasses import asdict
-
     from sandbox.core import images
 
-    settings, build_args, client, kind = _connected(ctx, names, build_arg)
-    rows = images.status(settings, client, kind, names or None, build_args=build_args)
+    settings, build_args, adapters = _checked(ctx, names, build_arg)
+    rows = images.image_status(settings, adapters.images, adapters.optional_kind(), names or None, build_args=build_args)
     if as_json:
-        console.out.print_json(json.dumps([asdict(row) for row in rows]))
+        console.out.print_json(json.dumps([row.to_json() for row in rows]))
         return
     from rich.table import Table
 
@@ -127,16 +125,15 @@ def prune(
     build_arg: list[str] = BUILD_ARGS,
 ) -> None:
     """Remove superseded task image tags from the engine and the kind nodes (current tags stay)."""
-    from dataclasses import asdict
-
     from sandbox.core import images
 
-    settings, build_args, client, kind = _connected(ctx, names, build_arg)
+    settings, build_args, adapters = _checked(ctx, names, build_arg)
     result = images.prune(
-        settings, ctx.obj.reporter(), client, kind, names or None, build_args=build_args, dry_run=dry_run
+        settings, ctx.obj.reporter(), adapters.images, adapters.optional_kind(), names or None,
+        build_args=build_args, dry_run=dry_run,
     )
     if as_json:
-        console.out.print_json(json.dumps(asdict(result)))
+        console.out.print_json(json.dumps(result.to_json()))
         return
     verb = "would remove" if dry_run else "removed"
     console.out.print(f"engine: {verb} {', '.join(result.engine) or 'nothing'}")

@@ -42,9 +42,8 @@ def runs(
     """Recent runs of a DAG: logical date, type, state, duration and each task's metrics."""
     from sandbox.core.dates import format_logical_date
     from sandbox.core.lineage import run_metrics
-    from sandbox.core.runs import connect
 
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         if api.get_dag(dag_id) is None:
             raise UsageError(f"no DAG {dag_id!r} in Airflow", hint="`sandbox dags` lists the DAGs")
         found = [(run, run_metrics(api, dag_id, run.run_id)) for run in api.recent_runs(dag_id, last)]
@@ -86,16 +85,15 @@ def show(
     """The lineage record of a run's tasks, and a command that reruns each step by itself."""
     from sandbox.core.dates import parse_logical_date
     from sandbox.core.lineage import show as core_show
-    from sandbox.core.runs import connect
     from sandbox.state import StateDir
 
     logical_date = parse_logical_date(date)
     settings = ctx.obj.settings()
     kubeconfig = StateDir(settings.state_dir).admin_kubeconfig
-    with connect(settings) as api:
+    with ctx.obj.adapters().airflow() as api:
         shown = core_show(api, dag_id, logical_date, task=task, kubeconfig=kubeconfig)
     if as_json:
-        console.out.print_json(json.dumps(shown.as_json()))
+        console.out.print_json(json.dumps(shown.to_json()))
         return
     _print_shown(shown)
 
@@ -162,18 +160,17 @@ def compare(
 ) -> None:
     """Metrics of the last runs side by side, per task; the best value of each metric in bold."""
     from sandbox.core.lineage import compare as core_compare
-    from sandbox.core.runs import connect
 
     if goal not in (None, "min", "max"):
         raise UsageError(f"--goal must be min or max, not {goal!r}")
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot}: the file must end in .png", hint="e.g. --plot rmse.png")
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         comparison = core_compare(api, dag_id, metric=metric, last=last, goal=goal)
     if plot is not None:
         _plot(comparison, plot)
     if as_json:
-        console.out.print_json(json.dumps(comparison.as_json()))
+        console.out.print_json(json.dumps(comparison.to_json()))
     else:
         _print_comparison(comparison)
     if plot is not None:

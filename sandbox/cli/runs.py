@@ -156,7 +156,7 @@ def run_dag(
     """Trigger one DAG run through the real scheduler and Celery and follow it to the end."""
     from sandbox.core.dates import format_logical_date, parse_logical_date
     from sandbox.core.lineage import trigger_note
-    from sandbox.core.runs import RunRequest, connect
+    from sandbox.core.runs import RunRequest
     from sandbox.core.runs import run_dag as core_run_dag
 
     settings = ctx.obj.settings()
@@ -173,7 +173,7 @@ def run_dag(
         with ctx.obj.reporter().step(f"lint {dag_id}"):
             _lint(settings, dag_id)
     started = time.monotonic()
-    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
 
         def on_started(run: Any, was_rerun: bool) -> None:
@@ -196,7 +196,7 @@ def run_dag(
             on_note=lambda message: live.console.print(f"[yellow]note:[/] {escape(message)}"),
         )
     if as_json:
-        console.out.print_json(json.dumps({**result.as_json(), "elapsed_s": round(time.monotonic() - started, 2)}))
+        console.out.print_json(json.dumps({**result.to_json(), "elapsed_s": round(time.monotonic() - started, 2)}))
     else:
         _print_run_summary(result)
     if not result.ok:
@@ -217,7 +217,7 @@ def backfill(
     """Run a DAG over a date range with Airflow's backfill, a row per logical date."""
     from sandbox.core.dates import parse_logical_date
     from sandbox.core.lineage import trigger_note
-    from sandbox.core.runs import BackfillRequest, connect
+    from sandbox.core.runs import BackfillRequest
     from sandbox.core.runs import backfill as core_backfill
 
     settings = ctx.obj.settings()
@@ -231,7 +231,7 @@ def backfill(
         timeout=timeout,
         note=trigger_note(settings),
     )
-    with connect(settings) as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
+    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
         result = core_backfill(
             api,
@@ -241,7 +241,7 @@ def backfill(
             on_update=lambda snapshot: live.update(backfill_table(snapshot)),
         )
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_backfill_summary(result)
     if not result.ok:
@@ -268,12 +268,12 @@ def dags(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """DAGs Airflow knows: paused or not, last run, and files that fail to import."""
-    from sandbox.core.runs import connect, dags_report
+    from sandbox.core.runs import dags_report
 
-    with connect(ctx.obj.settings()) as api:
+    with ctx.obj.adapters().airflow() as api:
         report = dags_report(api)
     if as_json:
-        console.out.print_json(json.dumps(report.as_json()))
+        console.out.print_json(json.dumps(report.to_json()))
         return
     _print_dags(report)
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from sandbox.cli import console
 from sandbox.errors import SandboxError, UsageError
 
-_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+if TYPE_CHECKING:
+    from sandbox.core.stack_status import StackStatus
+
+_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "skip": "[dim]-[/]", "fail": "[red]✗[/]"}
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +37,7 @@ def up(
     from sandbox.core import stack
 
     settings = ctx.obj.settings()
-    result = stack.up(settings, ctx.obj.reporter(), stack_only=stack_only)
+    result = stack.up(settings, ctx.obj.reporter(), ctx.obj.adapters(), stack_only=stack_only)
     out = console.out
     out.print(f"[bold green]sandbox is up[/] ({result.mode})")
     out.print(f"  Airflow UI   {result.url}")
@@ -66,7 +69,7 @@ def down(
             raise UsageError("--purge asks before removing data and got no answer", hint="add --yes") from None
         if not agreed:
             raise UsageError("nothing removed", hint="`sandbox down` (without --purge) keeps your data")
-    result = stack.down(settings, ctx.obj.reporter(), purge=purge)
+    result = stack.down(settings, ctx.obj.reporter(), ctx.obj.adapters(), purge=purge)
     what = ", ".join(result.removed) or "nothing was running"
     console.out.print(f"[bold]sandbox is down[/]: removed {what}")
     if not purge:
@@ -78,19 +81,18 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Every component's health; exits 1 when anything is unhealthy."""
-    from sandbox.core import stack
+    from sandbox.core.stack_status import status as stack_status
 
-    settings = ctx.obj.settings()
-    result = stack.status(settings)
+    result = stack_status(ctx.obj.settings(), ctx.obj.adapters())
     if as_json:
-        console.out.print_json(json.dumps(result.to_dict()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _render_status(result)
     if not result.healthy:
         raise typer.Exit(1)
 
 
-def _render_status(result: Any) -> None:
+def _render_status(result: StackStatus) -> None:
     out = console.out
     out.print(f"[bold]mode[/]      {result.mode or 'not up'}   runtime: {result.runtime or '-'}")
     if result.cluster is not None:
@@ -106,7 +108,7 @@ def _render_status(result: Any) -> None:
     if result.services or result.missing_services:
         out.print("[bold]services[/]")
         for s in result.services:
-            ok = s.completed if s.service == "airflow-init" else s.ok
+            ok = s.verdict == "ok"
             detail = s.health or s.state
             if s.state == "exited":
                 detail = f"exited ({s.exit_code})"
@@ -139,7 +141,7 @@ def logs(
     def show(line: str) -> None:
         console.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    stack.logs(settings, services or (), follow=follow, tail=tail, on_line=show)
+    stack.logs(settings, services or (), follow=follow, tail=tail, on_line=show, adapters=ctx.obj.adapters())
 
 
 def airflow(ctx: typer.Context) -> None:
@@ -154,7 +156,7 @@ def airflow(ctx: typer.Context) -> None:
             hint="e.g. `sandbox airflow dags list` or `sandbox airflow tasks test DAG TASK 2021-12-01`",
         )
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    code = stack.airflow_cli(ctx.obj.settings(), list(ctx.args), tty=tty)
+    code = stack.airflow_cli(ctx.obj.settings(), list(ctx.args), ctx.obj.adapters(), tty=tty)
     sys.exit(code)  # airflow's own code, 130 included, never reinterpreted as our Ctrl-C
 
 
@@ -164,20 +166,11 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Check the prerequisites: container engine, memory, compose, kind, kubectl, ports, disk."""
-    from sandbox.core.doctor import diagnose
-    from sandbox.core.stack import own_ports, connect
+    from sandbox.core.doctor import examine
 
-    settings = ctx.obj.settings()
-    try:
-        adapters = connect(settings)
-    except SandboxError:
-        report = diagnose(settings, stack_only=stack_only)  # its runtime check says what is wrong
-    else:
-        report = diagnose(
-            settings, stack_only=stack_only, own_ports=own_ports(adapters, settings), detect=lambda _s: adapters.runtime
-        )
+    report = examine(ctx.obj.settings(), ctx.obj.adapters(), stack_only=stack_only)
     if as_json:
-        console.out.print_json(json.dumps(report.to_dict()))
+        console.out.print_json(json.dumps(report.to_json()))
     else:
         for check in report.checks:
             console.out.print(f"{_MARK[check.status]} {check.what}", highlight=False)

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sandbox.adapters.kind import KindCli
-from sandbox.adapters.kube import Node
+from sandbox.models import Node
 from sandbox.config import Settings
+from sandbox.core.ports import KindApi
 from sandbox.core.kind_config import (
     POST_CREATE_LABELS,
     VIRTUAL_NODE_LABELS,
@@ -30,10 +30,11 @@ from sandbox.core.kind_config import (
 )
 from sandbox.errors import ClusterError, CommandFailed, KubeApiError, SandboxError, ToolMissing
 from sandbox.progress import Reporter
-from sandbox.state import StateDir, write_private
+from sandbox.core.wiring import KIND_MISSING_HINT
+from sandbox.state import StateDir, write_private, write_private_if_changed
+from sandbox.text import last_line
 from sandbox.waiting import NotReady, wait_until
 
-RECORD_NAME = "cluster.json"
 T = TypeVar("T")
 # Labels `up` sets through the API when absent: those kubelet refuses, plus the OS labels kubelet
 # normally sets itself (the deprecated beta one is what the AKS docs' nodeSelector names; a future
@@ -54,20 +55,16 @@ class ClusterRecord:
     config_sha256: str
 
 
-def record_path(state: StateDir) -> Path:
-    return state.path / RECORD_NAME
-
-
-def read_record(state: StateDir) -> ClusterRecord | None:
+def read_cluster_record(state: StateDir) -> ClusterRecord | None:
     try:
-        return ClusterRecord(**json.loads(record_path(state).read_text()))
+        return ClusterRecord(**json.loads(state.cluster_record.read_text()))
     except (FileNotFoundError, ValueError, TypeError):
         return None
 
 
 def _write_record(state: StateDir, record: ClusterRecord) -> None:
     state.ensure()
-    write_private(record_path(state), json.dumps(asdict(record), indent=2))
+    write_private(state.cluster_record, json.dumps(asdict(record), indent=2))
 
 
 def _config_digest(path: Path) -> str:
@@ -80,9 +77,6 @@ def _foreign(name: str) -> ClusterError:
         hint=f'use another name (`name = "..."` in sandbox.toml or SANDBOX_NAME), or, if you no longer '
         f"need that cluster, delete it yourself: `kind delete cluster --name {name}`",
     )
-
-
-KIND_MISSING_HINT = "`sandbox up` downloads a pinned kind; or install it: https://kind.sigs.k8s.io"
 
 
 def _kind_installed(call: Callable[[], T]) -> T:
@@ -104,28 +98,22 @@ def _kind(what: str, call: Callable[[], T]) -> T:
 
 
 def is_ours(settings: Settings, state: StateDir) -> bool:
-    record = read_record(state)
+    record = read_cluster_record(state)
     return record is not None and record.name == settings.cluster_name
 
 
 def ensure_cluster(
     settings: Settings,
-    kind: KindCli,
+    kind: KindApi,
     state: StateDir,
     reporter: Reporter,
-    *,
-    start_nodes: Callable[[list[str]], None] | None = None,
 ) -> None:
-    """Create the cluster from kind-config.yaml unless it exists; write .sandbox/kubeconfig-admin.
-
-    `start_nodes` (optional) gets the node container names of an existing cluster before its
-    kubeconfig is read, for a caller that stopped them (e.g. `down` without --purge).
-    """
+    """Create the cluster from kind-config.yaml unless it exists; write .sandbox/kubeconfig-admin."""
     config = load_kind_config(settings.kind_config)
     digest = _config_digest(settings.kind_config)
     name = settings.cluster_name
     expected = sorted(n.name for n in declared_nodes(settings, config))
-    record = read_record(state)
+    record = read_cluster_record(state)
     if name in _kind("list kind clusters", kind.clusters):
         if record is None or record.name != name:
             raise _foreign(name)
@@ -144,8 +132,6 @@ def ensure_cluster(
                 reporter.info(
                     f"kind-config.yaml changed since cluster {name} was created; {RECREATE_HINT} to apply it"
                 )
-            if start_nodes is not None:
-                start_nodes(present)
             _write_admin_kubeconfig(settings, kind, state)
             return
         reporter.info(f"cluster {name} is incomplete ({problem}); deleting and creating it again")
@@ -174,7 +160,7 @@ def ensure_cluster(
     _write_admin_kubeconfig(settings, kind, state)
 
 
-def _write_admin_kubeconfig(settings: Settings, kind: KindCli, state: StateDir) -> None:
+def _write_admin_kubeconfig(settings: Settings, kind: KindApi, state: StateDir) -> None:
     try:
         text = _kind_installed(lambda: kind.kubeconfig(settings.cluster_name))
     except CommandFailed as exc:
@@ -183,14 +169,11 @@ def _write_admin_kubeconfig(settings: Settings, kind: KindCli, state: StateDir) 
             hint=f"its node containers may be stopped: start Docker (or `docker start {settings.control_plane_host}`), "
             "then run `sandbox up` again",
         ) from None
-    path = state.admin_kubeconfig
-    if not path.exists() or path.read_text() != text or (path.stat().st_mode & 0o077):
-        write_private(path, text)
+    write_private_if_changed(state.admin_kubeconfig, text)
 
 
 def _tail(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "(no output)"
+    return last_line(stderr, "(no output)")
 
 
 def verify_nodes(specs: Sequence[NodeSpec], nodes: Sequence[Node]) -> list[str]:
@@ -285,13 +268,13 @@ class ClusterStatus:
     def ok(self) -> bool:
         return self.exists and self.ours and self.virtual_node_verified and not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["ok"] = self.ok
         return data
 
 
-def cluster_status(settings: Settings, kind: KindCli, kube: NodesApi | None) -> ClusterStatus:
+def cluster_status(settings: Settings, kind: KindApi, kube: NodesApi | None) -> ClusterStatus:
     """What `sandbox status` shows for the cluster; never raises for an absent/broken cluster."""
     name = settings.cluster_name
     try:
@@ -340,7 +323,7 @@ def cluster_status(settings: Settings, kind: KindCli, kube: NodesApi | None) -> 
     )
 
 
-def delete_cluster(settings: Settings, kind: KindCli) -> None:
+def delete_cluster(settings: Settings, kind: KindApi) -> None:
     """Delete the cluster if it exists and is ours (idempotent); forget its record and kubeconfig."""
     state = StateDir(settings.state_dir)
     name = settings.cluster_name
@@ -348,5 +331,5 @@ def delete_cluster(settings: Settings, kind: KindCli) -> None:
         if not is_ours(settings, state):
             raise _foreign(name)
         _kind(f"delete cluster {name}", lambda: kind.delete(name, kubeconfig=state.admin_kubeconfig))
-    record_path(state).unlink(missing_ok=True)
+    state.cluster_record.unlink(missing_ok=True)
     state.admin_kubeconfig.unlink(missing_ok=True)

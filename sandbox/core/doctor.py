@@ -1,7 +1,8 @@
 """`sandbox doctor`: what the host must provide, each problem one line (what, why, how to fix).
 
 `up` runs these first and stops on a "fail"; a "warn" is shown and `up` goes on (a missing
-kind/kubectl is a warn: `up` downloads the pinned release itself).
+kind/kubectl is a warn: `up` downloads the pinned release itself); a "skip" is a check that could
+not run yet. The checks take values; `examine` asks the command's adapters for them.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import errno
 import shutil
 import socket
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from sandbox.adapters.compose import COMPOSE_V2_HINT, ComposeCommand, find_compose
-from sandbox.adapters.runtime import Runtime, detect_runtime, has_systemd, podman_socket_hint
+from sandbox.adapters.compose import COMPOSE_V2_HINT, ComposeCommand
+from sandbox.adapters.runtime import OciProbe, Runtime, has_systemd, podman_socket_hint
 from sandbox.config import Settings
 from sandbox.errors import PrerequisiteError, SandboxError
-from sandbox.proc import Completed, run
+from sandbox.state import StateDir
+from sandbox.text import last_line
 
-Status = Literal["ok", "warn", "fail"]
-Runner = Callable[..., Completed]
+if TYPE_CHECKING:
+    from sandbox.core.wiring import Adapters
+
+Status = Literal["ok", "warn", "skip", "fail"]
 MIN_MEMORY_MIB = 4000  # the official Airflow compose guide's minimum
 GOOD_MEMORY_MIB = 8000
 MIN_DISK_GB = 2
@@ -38,7 +42,7 @@ class Check:
     why: str = ""
     fix: str = ""
 
-    def to_dict(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str]:
         return asdict(self)
 
 
@@ -46,7 +50,6 @@ class Check:
 class Report:
     checks: tuple[Check, ...]
     runtime: Runtime | None = None
-    compose: ComposeCommand | None = None
 
     @property
     def failures(self) -> list[Check]:
@@ -56,30 +59,30 @@ class Report:
     def ok(self) -> bool:
         return not self.failures
 
-    def to_dict(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "runtime": self.runtime.name if self.runtime else None,
-            "checks": [c.to_dict() for c in self.checks],
+            "checks": [c.to_json() for c in self.checks],
         }
 
 
 # --- individual checks (each testable against real conditions) ------------------------------
 
 
-def check_runtime(settings: Settings, detect: Callable[[Settings], Runtime]) -> tuple[Check, Runtime | None]:
-    try:
-        runtime = detect(settings)
-    except PrerequisiteError as exc:
+def check_runtime(settings: Settings, runtime: Runtime | PrerequisiteError) -> Check:
+    """`runtime`: the engine that answered, or the error saying none did."""
+    if isinstance(runtime, PrerequisiteError):
+        exc = runtime
         if settings.runtime != "docker" and shutil.which("podman") and not shutil.which("docker"):
             return Check(
                 "runtime", "fail", "podman is installed but its API socket is not answering",
                 "the sandbox drives podman through its Docker-compatible API", podman_socket_hint(has_systemd()),
-            ), None
-        return Check("runtime", "fail", exc.message, "containers run on Docker or podman", exc.hint or ""), None
+            )
+        return Check("runtime", "fail", exc.message, "containers run on Docker or podman", exc.hint or "")
     engine = runtime.engine
     mode = " (rootless)" if engine.rootless else ""
-    return Check("runtime", "ok", f"{runtime.name} {engine.version}{mode} at {engine.base_url}"), runtime
+    return Check("runtime", "ok", f"{runtime.name} {engine.version}{mode} at {engine.base_url}")
 
 
 def check_memory(runtime: Runtime) -> Check:
@@ -96,19 +99,20 @@ def check_memory(runtime: Runtime) -> Check:
     return Check("memory", "ok", what)
 
 
-def check_compose(runtime: Runtime, *, runner: Runner = run) -> tuple[Check, ComposeCommand | None]:
-    command = find_compose(runtime, runner=runner)
+def check_compose(runtime: Runtime, command: ComposeCommand | None) -> Check:
     if command is None:
         if runtime.name == "podman":
             fix = "install Docker Compose v2 or `docker-compose` (Debian/Ubuntu: `apt-get install docker-compose`)"
         else:
             fix = COMPOSE_V2_HINT
-        return Check("compose", "fail", "no usable compose implementation found", "the Airflow stack is a compose project", fix), None
-    return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}"), command
+        return Check("compose", "fail", "no usable compose implementation found", "the Airflow stack is a compose project", fix)
+    return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}")
 
 
-def check_tool(name: str, settings: Settings, find: Callable[[str, Settings], Path | None]) -> Check:
-    found = find(name, settings)
+def check_tool(name: str, found: Path | SandboxError | None) -> Check:
+    """`found`: the usable binary, None when there is none, or the error looking for it."""
+    if isinstance(found, SandboxError):
+        return Check(name, "warn", found.message, fix=found.hint or "")
     if found is None:
         return Check(
             name, "warn", f"{name} not found or older than the supported version",
@@ -184,20 +188,17 @@ def oci_hint(error: str) -> str:
     return "run `podman --log-level=debug run --rm IMAGE true` to see why; `podman info` shows the configured runtime"
 
 
-def run_probe_argv(image: str) -> list[str]:
-    return ["podman", "run", "--rm", "--pull=never", "--network=none", "--entrypoint", "true", image]
-
-
-def check_podman_oci(images: Sequence[str], *, runner: Runner = run) -> Check:
-    """Start a throw-away container from an image already present: catches a failing OCI runtime."""
-    present = next((image for image in images if runner(["podman", "image", "exists", image], check=False).returncode == 0), None)
-    if present is None:
-        return Check("oci runtime", "ok", "not checked yet: none of the stack's images is present locally")
-    result = runner(run_probe_argv(present), check=False, timeout=120)
-    if result.returncode == 0:
-        return Check("oci runtime", "ok", f"podman starts containers ({present})")
-    lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
-    error = lines[-1].strip() if lines else f"exit code {result.returncode}"
+def check_podman_oci(probe: OciProbe) -> Check:
+    """Whether podman started a throw-away container: catches a failing OCI runtime."""
+    if probe.image is None:
+        return Check(
+            "oci runtime", "skip", "not checked: none of the stack's images is present locally",
+            "podman is tried with an image it already holds (nothing is pulled)",
+            "run `sandbox doctor` again after `sandbox up` has pulled the images",
+        )
+    if probe.returncode == 0:
+        return Check("oci runtime", "ok", f"podman starts containers ({probe.image})")
+    error = last_line(probe.output, f"exit code {probe.returncode}")
     return Check("oci runtime", "fail", f"podman cannot start a container: {error}", "every service runs in a container", oci_hint(error))
 
 
@@ -246,43 +247,70 @@ def published_ports(settings: Settings) -> list[tuple[str, int]]:
 def diagnose(
     settings: Settings,
     *,
-    stack_only: bool = False,
+    runtime: Runtime | PrerequisiteError,
+    compose: ComposeCommand | None = None,
+    oci: OciProbe | None = None,
+    tools: Mapping[str, Path | SandboxError | None] | None = None,
     own_ports: Collection[int] = (),
-    detect: Callable[[Settings], Runtime] = detect_runtime,
-    find_tool: Callable[[str, Settings], Path | None] | None = None,
-    runner: Runner = run,
+    stack_only: bool = False,
 ) -> Report:
-    """Every check, in the order a user fixes them."""
-    checks: list[Check] = []
-    runtime_check, runtime = check_runtime(settings, detect)
-    checks.append(runtime_check)
-    compose: ComposeCommand | None = None
-    if runtime is not None:
-        checks.append(check_memory(runtime))
-        compose_check, compose = check_compose(runtime, runner=runner)
-        checks.append(compose_check)
-        if runtime.name == "podman":
-            checks.append(check_podman_oci(stack_images(), runner=runner))
+    """Every check, in the order a user fixes them, from what was found on this machine."""
+    checks = [check_runtime(settings, runtime)]
+    found = runtime if isinstance(runtime, Runtime) else None
+    if found is not None:
+        checks.append(check_memory(found))
+        checks.append(check_compose(found, compose))
+        if found.name == "podman":
+            checks.append(check_podman_oci(oci or OciProbe(None)))
             if not stack_only:
-                rootless = check_rootless_for_kind(runtime)
+                rootless = check_rootless_for_kind(found)
                 if rootless is not None:
                     checks.append(rootless)
     if not stack_only:
-        if find_tool is None:
-            from sandbox.core.tools import find_tool as real_find_tool
-
-            find_tool = real_find_tool
-        for tool in ("kind", "kubectl"):
-            try:
-                checks.append(check_tool(tool, settings, find_tool))
-            except SandboxError as exc:
-                checks.append(Check(tool, "warn", exc.message, fix=exc.hint or ""))
+        checks += [check_tool(name, path) for name, path in (tools or {}).items()]
     checks += check_ports(published_ports(settings), own_ports)
     disk_paths = [settings.project_dir]
-    if runtime is not None and runtime.engine.root_dir and Path(runtime.engine.root_dir).exists():
-        disk_paths.append(Path(runtime.engine.root_dir))
+    if found is not None and found.engine.root_dir and Path(found.engine.root_dir).exists():
+        disk_paths.append(Path(found.engine.root_dir))
     checks.append(check_disk(disk_paths))
-    return Report(tuple(checks), runtime, compose)
+    return Report(tuple(checks), found)
+
+
+def examine(settings: Settings, adapters: Adapters, *, stack_only: bool = False) -> Report:
+    """diagnose() with what this command's adapters find (each looked for once)."""
+    from sandbox.adapters.runtime import probe_oci
+
+    try:
+        runtime: Runtime | PrerequisiteError = adapters.runtime
+    except PrerequisiteError as exc:
+        runtime = exc
+    compose = oci = None
+    if isinstance(runtime, Runtime):
+        compose = adapters.compose_command
+        if runtime.name == "podman":
+            oci = probe_oci(stack_images(), runner=adapters.runner)
+    tools: dict[str, Path | SandboxError | None] = {}
+    if not stack_only:
+        for name in ("kind", "kubectl"):
+            try:
+                tools[name] = adapters.tools.find(name)
+            except SandboxError as exc:
+                tools[name] = exc
+    return diagnose(
+        settings, runtime=runtime, compose=compose, oci=oci, tools=tools,
+        own_ports=own_ports(settings, adapters) if compose is not None else (), stack_only=stack_only,
+    )
+
+
+def own_ports(settings: Settings, adapters: Adapters) -> set[int]:
+    """Host ports this sandbox's running stack already publishes (not a conflict for doctor)."""
+    from sandbox.core.stack_files import read_mode
+
+    mode = read_mode(StateDir(settings.state_dir)) or "stack-only"
+    try:
+        return {p for s in adapters.compose(mode).ps() for p in s.published_ports}
+    except SandboxError:
+        return set()
 
 
 def require_healthy(report: Report) -> None:

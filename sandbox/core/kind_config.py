@@ -18,16 +18,7 @@ import yaml
 
 from sandbox.config import Settings
 from sandbox.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+from sandbox.models import Taint
 
 
 @dataclass(frozen=True)
@@ -109,10 +100,6 @@ class KindNode:
 class KindClusterConfig:
     path: Path
     nodes: tuple[KindNode, ...]
-
-    @property
-    def virtual_nodes(self) -> tuple[KindNode, ...]:
-        return tuple(n for n in self.nodes if n.is_virtual_node)
 
 
 _FIX = "fix kind-config.yaml (see the comments in the file), or restore it with `git checkout kind-config.yaml`"

@@ -196,7 +196,7 @@ class Shown:
     records: tuple[TaskRecord, ...]
     rerun: Mapping[str, str] = field(default_factory=dict)  # task key -> command
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         run = self.run
         return {
             "dag_id": self.dag_id,
@@ -252,7 +252,7 @@ class Comparison:
     best: Mapping[str, tuple[str, tuple[str, str]]]  # metric -> (run_id, column)
     goals: Mapping[str, str]  # metric -> "min" | "max"
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "goals": dict(self.goals),

@@ -25,9 +25,10 @@ from typing import Any
 from sandbox.config import PROFILES, Settings
 from sandbox.core.kind_config import NodeSpec, declared_nodes
 from sandbox.core.placement import predict
-from sandbox.core.images import RECORD_ENV
+from sandbox.core.images.records import RECORD_ENV
 from sandbox.core.policy import check_pod
 from sandbox.errors import ConfigError, UsageError
+from sandbox.text import last_line
 
 @dataclass(frozen=True)
 class Finding:
@@ -302,8 +303,7 @@ def _relative(path: str | None, folder: Path) -> str:
 
 def _import_summary(file: str, text: str) -> str:
     """The traceback's last line, with the line of `file` it points at (where to look)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else "unknown import error"
+    last = last_line(text, "unknown import error")
     name = re.escape(Path(file).name)
     where = re.findall(rf'File "(?:[^"]*/)?{name}", line (\d+)', text)  # that file, not my_{name}
     return f"{last} (line {where[-1]})" if where else last

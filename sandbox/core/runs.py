@@ -33,14 +33,7 @@ from sandbox.core.follow import (
 )
 from sandbox.core.lineage import SOURCE_PREFIX
 from sandbox.errors import AirflowApiError, DagImportFailed, RunExists, UnknownDag, UsageError, WaitTimeout
-from sandbox.state import ADMIN_USER, StateDir
 from sandbox.waiting import NotReady, wait_until
-
-
-def connect(settings: Settings) -> AirflowApi:
-    """A client for the sandbox's Airflow, logged in with the generated admin password."""
-    secrets = StateDir(settings.state_dir).secrets()
-    return AirflowApi(settings.api_url, ADMIN_USER, secrets.admin_password)
 
 
 def run_url(settings: Settings, dag_id: str, run_id: str) -> str:
@@ -153,7 +146,7 @@ class TaskSummary:
     duration_s: float | None
     log_tail: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "state": self.state,
@@ -177,7 +170,7 @@ class RunResult:
     def ok(self) -> bool:
         return self.state == "success"
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "run_id": self.run_id,
@@ -186,7 +179,7 @@ class RunResult:
             "ok": self.ok,
             "rerun": self.rerun,
             "url": self.url,
-            "tasks": [t.as_json() for t in self.tasks],
+            "tasks": [t.to_json() for t in self.tasks],
         }
 
 
@@ -292,7 +285,7 @@ class DateResult:
     state: str
     duration_s: float | None
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "logical_date": self.logical_date.isoformat() if self.logical_date else None,
             "run_id": self.run_id,
@@ -312,13 +305,13 @@ class BackfillResult:
     def ok(self) -> bool:
         return bool(self.runs) and all(r.state == "success" for r in self.runs)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "backfill_id": self.backfill_id,
             "ok": self.ok,
             "url": self.url,
-            "runs": [r.as_json() for r in self.runs],
+            "runs": [r.to_json() for r in self.runs],
         }
 
 
@@ -398,7 +391,7 @@ class DagOverview:
     last_run_date: datetime | None
     has_import_errors: bool
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "paused": self.paused,
@@ -416,9 +409,9 @@ class DagsReport:
     dags: tuple[DagOverview, ...]
     import_errors: tuple[ImportErrorRecord, ...]
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
-            "dags": [d.as_json() for d in self.dags],
+            "dags": [d.to_json() for d in self.dags],
             "import_errors": [
                 {"filename": e.filename, "bundle": e.bundle_name, "stack_trace": e.stack_trace}
                 for e in self.import_errors

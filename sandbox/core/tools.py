@@ -1,36 +1,25 @@
 """Pinned `kind` and `kubectl`: use the installed one when its version is supported, otherwise download
 the pinned release for this OS/arch into .sandbox/tools/, verified against its published SHA-256.
 
-The system PATH is never touched; callers use the returned path. Downloads use urllib from the
-standard library: it trusts the system's certificate store (corporate proxies with their own CA
-work as for curl), follows GitHub's release redirects, honours *_proxy variables, and keeps this
-bootstrap step free of third-party clients.
+The system PATH is never touched; callers use the returned path. Running the binaries and the
+download itself are sandbox.adapters.tools'.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
-import re
 import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.adapters.tools import Version, download_verified, parse_version, tool_version
 from sandbox.config import Settings
 from sandbox.core.kind_config import host_arch
-from sandbox.errors import DownloadError, PrerequisiteError, SandboxError
-from sandbox.proc import Completed, run
+from sandbox.errors import DownloadError, PrerequisiteError
+from sandbox.proc import Runner, run
 from sandbox.state import StateDir
-
-Version = tuple[int, int, int]
-DOWNLOAD_TIMEOUT_S = 60.0
-CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -71,11 +60,6 @@ TOOLS: dict[str, ToolSpec] = {
 }
 
 
-def parse_version(text: str) -> Version | None:
-    match = re.search(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text)
-    return (int(match[1]), int(match[2]), int(match[3] or 0)) if match else None
-
-
 def spec(name: str) -> ToolSpec:
     try:
         return TOOLS[name]
@@ -104,51 +88,12 @@ def download_url(
     return f"{(base_url or tool.base_url).rstrip('/')}/{path}"
 
 
-def parse_checksum(text: str) -> str:
-    """The hex digest from a `.sha256` (digest only) or `.sha256sum` (digest  filename) file."""
-    first = text.strip().split()[0].lower() if text.strip() else ""
-    if not re.fullmatch(r"[0-9a-f]{64}", first):
-        raise DownloadError(
-            f"the published checksum is not a SHA-256 digest: {text.strip()[:80]!r}",
-            hint="the download server answered with something else; try again later or install the tool yourself",
-        )
-    return first
-
-
-def version_argv(path: Path | str, name: str) -> list[str]:
-    if name == "kubectl":
-        return [str(path), "version", "--client", "-o", "json"]
-    return [str(path), "version"]
-
-
-def parse_tool_version(name: str, stdout: str) -> Version | None:
-    """`kind version` prints `kind v0.33.0 go1.24 linux/amd64`; kubectl prints JSON."""
-    if name == "kubectl":
-        try:
-            return parse_version(json.loads(stdout)["clientVersion"]["gitVersion"])
-        except (ValueError, KeyError, TypeError):
-            return None
-    match = re.search(r"\bv(\d+\.\d+\.\d+)", stdout)
-    return parse_version(match[1]) if match else None
-
-
-def tool_version(
-    path: Path | str, name: str, *, runner: Callable[..., Completed] = run
-) -> Version | None:
-    """The version the binary reports, or None when it cannot be run or says nothing parseable."""
-    try:
-        result = runner(version_argv(path, name), check=False, timeout=30)
-    except SandboxError:
-        return None
-    return parse_tool_version(name, result.stdout) if result.returncode == 0 else None
-
-
 def supported(version: Version | None, tool: ToolSpec) -> bool:
     minimum, below = parse_version(tool.minimum), parse_version(tool.below)
     return version is not None and minimum is not None and below is not None and minimum <= version < below
 
 
-def find_tool(name: str, settings: Settings, *, runner: Callable[..., Completed] = run) -> Path | None:
+def find_tool(name: str, settings: Settings, *, runner: Runner = run) -> Path | None:
     """A usable binary: the sandbox's downloaded one, else one on PATH; None if neither is a supported version."""
     tool = spec(name)
     candidates = [StateDir(settings.state_dir).tools_dir / name]
@@ -170,7 +115,7 @@ def ensure_tool(
     settings: Settings,
     *,
     base_url: str | None = None,
-    runner: Callable[..., Completed] = run,
+    runner: Runner = run,
     reporter_info: Callable[[str], None] | None = None,
 ) -> Path:
     """find_tool, or download and verify the pinned release into .sandbox/tools/ and return its path."""
@@ -195,59 +140,15 @@ def ensure_tool(
     return target
 
 
-def download_verified(url: str, checksum_url: str, target: Path) -> None:
-    """Download to a temp file beside `target`, check SHA-256, then make it executable and move it in.
+class PinnedTools:
+    """find_tool/ensure_tool for one sandbox: what sandbox.core.wiring hands to the steps."""
 
-    On any failure nothing is left behind: no partial file, nothing at `target` that was not there.
-    """
-    expected = parse_checksum(_fetch(checksum_url).decode(errors="replace"))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    except OSError as exc:
-        raise DownloadError(
-            f"cannot write to {target.parent}: {exc.strerror}",
-            hint="make the project's .sandbox/ folder writable for your user",
-        ) from None
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open(url) as response:
-            while chunk := response.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != expected:
-            raise DownloadError(
-                f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, published {expected}",
-                hint="the download was corrupted or tampered with; nothing was installed. Try again; if it "
-                "persists, install the tool yourself",
-            )
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise DownloadError(f"cannot download {url}: {exc}", hint=_NETWORK_HINT) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    def __init__(self, settings: Settings, *, runner: Runner = run) -> None:
+        self.settings = settings
+        self.runner = runner
 
+    def find(self, name: str) -> Path | None:
+        return find_tool(name, self.settings, runner=self.runner)
 
-_NETWORK_HINT = "check your internet connection or proxy (https_proxy), or install the tool yourself and put it on PATH"
-
-
-def _open(url: str):
-    try:
-        return urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)  # noqa: S310 (https or test loopback)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(
-            f"cannot download {url}: HTTP {exc.code} {exc.reason}", hint=_NETWORK_HINT
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"cannot download {url}: {reason}", hint=_NETWORK_HINT) from None
-
-
-def _fetch(url: str) -> bytes:
-    with _open(url) as response:
-        try:
-            return response.read()
-        except OSError as exc:
-            raise DownloadError(f"cannot download {url}: {exc}", hint=_NETWORK_HINT) from None
+    def ensure(self, name: str, on_info: Callable[[str], None]) -> Path:
+        return ensure_tool(name, self.settings, runner=self.runner, reporter_info=on_info)

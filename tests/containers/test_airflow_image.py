@@ -13,7 +13,7 @@ import pytest
 from sandbox.adapters.docker_images import BuildFailed, DockerImages
 from sandbox.config import Settings, airflow_image, airflow_version
 from sandbox.core import images
-from sandbox.core.airflow_image import EXTENDED_REPOSITORY, LABEL, ensure_airflow_image, planned_ref
+from sandbox.core.images.airflow import EXTENDED_REPOSITORY, LABEL, ensure_airflow_image, planned_ref
 from sandbox.progress import SilentReporter
 
 REQUIREMENT = "cowsay==6.1"  # pure Python, not in the Airflow image

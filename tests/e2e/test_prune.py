@@ -25,7 +25,7 @@ NAME = "e2e-prune"
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
-    record = images.read_record(SETTINGS).get("steps")
+    record = images.read_dag_record(SETTINGS).get("steps")
     require(record is not None, "the steps image is not built: run `make up` first")
     folder = tmp_path / NAME
     folder.mkdir()
@@ -75,11 +75,11 @@ def test_prune_removes_the_superseded_tag_from_the_engine_and_every_node(
     env, folder = project
     _sandbox(env, "build", NAME)
     _sandbox(env, "load", NAME)
-    old = images.read_record(SETTINGS)[NAME]["image"]
+    old = images.read_dag_record(SETTINGS)[NAME]["image"]
     (folder / "nonce.txt").write_text(uuid.uuid4().hex)
     _sandbox(env, "build", NAME)
     _sandbox(env, "load", NAME)
-    current = images.read_record(SETTINGS)[NAME]["image"]
+    current = images.read_dag_record(SETTINGS)[NAME]["image"]
     assert current != old
     workers = [n for n in _nodes() if not n.endswith("-control-plane")]
     assert all(_on_node(n) == {old, current} for n in workers)

@@ -11,7 +11,7 @@ import time
 import pytest
 from support import REPO, require
 
-from sandbox.airflow_config import CONTAINER_KUBECONFIG
+from sandbox.core.airflow_config import CONTAINER_KUBECONFIG
 from sandbox.config import load_settings
 from sandbox.state import StateDir
 

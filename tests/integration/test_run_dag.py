@@ -175,13 +175,13 @@ def test_a_dag_that_failed_for_want_of_an_image_runs_once_the_build_records_it(s
             "sbxneeds", "sbxneeds:0123456789ab", "sha256:" + "ab" * 32, "0123456789ab" + "0" * 52,
             True, 0.0, 1, "2026-11-25T12:00:00Z",
         )
-        images.write_record(settings, [built], ["sbxneeds"])
+        images.write_dag_record(settings, [built], ["sbxneeds"])
         started = time.monotonic()
         result = sandbox.json("run-dag", "sbx_needs_image", "--date", "2021-12-01", "--no-lint")
         assert result["state"] == "success"
         assert time.monotonic() - started < 90  # the re-parse, not the 600 s periodic one
     finally:
-        for path in (dag, folder / ".airflowignore", images.record_path(settings)):
+        for path in (dag, folder / ".airflowignore", images.dag_record_path(settings)):
             path.unlink(missing_ok=True)
         shutil.rmtree(folder / "sandbox_tasks", ignore_errors=True)
 

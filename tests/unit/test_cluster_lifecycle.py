@@ -71,7 +71,7 @@ def test_fresh_create_writes_a_private_admin_kubeconfig_and_never_the_users(sett
     assert reporter.steps == ["create kind cluster sandbox"]
     assert state.admin_kubeconfig.read_text() == KUBECONFIG
     assert stat.S_IMODE(state.admin_kubeconfig.stat().st_mode) == 0o600
-    assert cluster.read_record(state).state == "created"
+    assert cluster.read_cluster_record(state).state == "created"
 
 
 def test_second_up_only_verifies(settings, state) -> None:
@@ -80,14 +80,12 @@ def test_second_up_only_verifies(settings, state) -> None:
     again = RecordingRunner(
         {r"get clusters": ok("sandbox\n"), r"get nodes": ok(NODES), r"get kubeconfig": ok(KUBECONFIG)}
     )
-    started: list[list[str]] = []
-    ensure_cluster(settings, kind_with(again), state, SilentReporter(), start_nodes=started.append)
+    ensure_cluster(settings, kind_with(again), state, SilentReporter())
     assert again.lines == [
         "kind get clusters",
         "kind get nodes --name sandbox",
         "kind get kubeconfig --name sandbox",
     ]
-    assert started == [["sandbox-control-plane", "sandbox-worker", "sandbox-worker2"]]
 
 
 def test_a_cluster_sandbox_did_not_create_is_refused_and_untouched(settings, state) -> None:
@@ -108,7 +106,7 @@ def test_ctrl_c_during_create_resumes_by_recreating(settings, state) -> None:
     runner = RecordingRunner({r"get clusters": ok(""), r"create cluster": interrupted})
     with pytest.raises(KeyboardInterrupt):
         ensure_cluster(settings, kind_with(runner), state, SilentReporter())
-    assert cluster.read_record(state).state == "creating"
+    assert cluster.read_cluster_record(state).state == "creating"
     # kind left a half-made cluster behind; it is ours, so the next `up` deletes and recreates it.
     resume = RecordingRunner({r"get clusters": ok("sandbox\n"), r"get kubeconfig": ok(KUBECONFIG)})
     reporter = SilentReporter()
@@ -120,7 +118,7 @@ def test_ctrl_c_during_create_resumes_by_recreating(settings, state) -> None:
         "kind get kubeconfig --name sandbox",
     ]
     assert "interrupted" in reporter.messages[0]
-    assert cluster.read_record(state).state == "created"
+    assert cluster.read_cluster_record(state).state == "created"
 
 
 def test_a_cluster_with_missing_nodes_is_recreated(settings, state) -> None:
@@ -261,7 +259,7 @@ def test_status_of_a_healthy_cluster(settings, state) -> None:
     virtual = [n for n in status.nodes if n.is_virtual_node]
     assert [n.name for n in virtual] == ["sandbox-worker2"]
     assert virtual[0].taints == ("virtual-kubelet.io/provider=azure:NoSchedule",)
-    assert json.loads(json.dumps(status.to_dict()))["ok"] is True
+    assert json.loads(json.dumps(status.to_json()))["ok"] is True
 
 
 def test_status_reports_an_unreachable_api_and_unlabelled_node(settings, state) -> None:
@@ -291,7 +289,7 @@ def test_delete_is_idempotent_and_forgets_the_record(settings, state) -> None:
         "kind get clusters",
         f"kind delete cluster --name sandbox --kubeconfig {state.admin_kubeconfig}",
     ]
-    assert cluster.read_record(state) is None and not state.admin_kubeconfig.exists()
+    assert cluster.read_cluster_record(state) is None and not state.admin_kubeconfig.exists()
     again = RecordingRunner({r"get clusters": ok("")})
     delete_cluster(settings, kind_with(again))
     assert again.lines == ["kind get clusters"]

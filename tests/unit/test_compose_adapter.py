@@ -97,15 +97,6 @@ def test_find_compose_prefers_v2_and_uses_v1_only_with_podman() -> None:
     assert find_compose(DOCKER, runner=standalone_v2) == ComposeCommand(("docker-compose",), "2.24.0")
 
 
-def test_find_compose_on_this_machine_against_podman() -> None:
-    """Real: Debian's docker-compose 1.29 is what runs against podman here."""
-    from support import require_tool
-
-    require_tool("docker-compose")
-    command = find_compose(PODMAN)
-    assert command is not None and command.argv == ("docker-compose",) and command.major == 1
-
-
 def test_v1_with_docker_is_refused() -> None:
     with pytest.raises(PrerequisiteError, match="too old"):
         Compose(V1, PROJECT, DOCKER)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fakes import RecordingRunner, fail, ok
-from sandbox.adapters.runtime import Engine, Runtime
+from sandbox.adapters.compose import find_compose
+from sandbox.adapters.runtime import Engine, OciProbe, Runtime, probe_oci, run_probe_argv
 from sandbox.config import Ports, Settings
 from sandbox.core import doctor
 from sandbox.errors import PrerequisiteError
@@ -64,12 +65,13 @@ def test_disk_reports_the_real_free_space(tmp_path: Path) -> None:
 
 def test_compose_missing_is_a_failure_with_an_install_hint() -> None:
     runner = RecordingRunner({r"version": fail("not found", 127)})
-    check, command = doctor.check_compose(_runtime("docker"), runner=runner)
+    command = find_compose(_runtime("docker"), runner=runner)
+    check = doctor.check_compose(_runtime("docker"), command)
     assert command is None and check.status == "fail" and "compose" in check.fix.lower()
 
 
 def test_missing_kind_is_only_a_warning_because_up_downloads_it(tmp_path: Path) -> None:
-    check = doctor.check_tool("kind", Settings(project_dir=tmp_path), lambda name, settings: None)
+    check = doctor.check_tool("kind", None)
     assert check.status == "warn" and "downloads the pinned kind" in check.fix
 
 
@@ -92,22 +94,13 @@ def test_podman_oci_check_runs_a_container_from_a_local_image() -> None:
         r"image exists": ok(),
         r"podman run": fail('Error: default OCI runtime "crun" not found: invalid argument', 125),
     })
-    check = doctor.check_podman_oci(["postgres:16", "rabbitmq:3"], runner=runner)
+    check = doctor.check_podman_oci(probe_oci(["postgres:16", "rabbitmq:3"], runner=runner))
     assert check.status == "fail" and 'default OCI runtime "crun" not found' in check.what
-    assert runner.argvs[-1] == doctor.run_probe_argv("rabbitmq:3")
+    assert runner.argvs[-1] == run_probe_argv("rabbitmq:3")
     nothing_local = RecordingRunner({r"image exists": fail("", 1)})
-    assert doctor.check_podman_oci(["postgres:16"], runner=nothing_local).status == "ok"
-
-
-def test_podman_oci_check_for_real_here() -> None:
-    """Real podman: the base image the container tier builds starts (ok), whatever is present."""
-    import shutil
-
-    from support import require
-
-    require(shutil.which("podman") is not None, "podman is not installed")
-    check = doctor.check_podman_oci(["localhost/debian:bookworm", "localhost/sandbox-python:3.11"])
-    assert check.status == "ok", check
+    not_run = doctor.check_podman_oci(probe_oci(["postgres:16"], runner=nothing_local))
+    assert not_run.status == "skip" and "not checked" in not_run.what  # a check not run is never ok
+    assert doctor.check_podman_oci(OciProbe("rabbitmq:3")).status == "ok"
 
 
 def test_rootless_podman_needs_cgroup_v2_and_delegation(tmp_path: Path) -> None:
@@ -126,22 +119,22 @@ def test_rootless_podman_needs_cgroup_v2_and_delegation(tmp_path: Path) -> None:
 def test_diagnose_and_require_healthy(tmp_path: Path, taken_port: int) -> None:
     settings = Settings(project_dir=tmp_path, ports=Ports(api=taken_port, rabbitmq_ui=_free_port(), azurite_blob=_free_port()))
     runner = RecordingRunner({r"compose version": ok("2.29.7\n")})
-    report = doctor.diagnose(settings, detect=lambda s: _runtime(), find_tool=lambda n, s: Path(f"/usr/bin/{n}"), runner=runner)
+    compose = find_compose(_runtime(), runner=runner)
+    tools = {name: Path(f"/usr/bin/{name}") for name in ("kind", "kubectl")}
+    report = doctor.diagnose(settings, runtime=_runtime(), compose=compose, tools=tools)
     names = [c.name for c in report.checks]
     assert names[:5] == ["runtime", "memory", "compose", "kind", "kubectl"]
     assert not report.ok and [c.name for c in report.failures] == [f"port {taken_port}"]
     with pytest.raises(PrerequisiteError, match=f"port {taken_port} on 127.0.0.1") as exc:
         doctor.require_healthy(report)
     assert "SANDBOX_PORT_API" in (exc.value.hint or "")
-    stack_only = doctor.diagnose(settings, stack_only=True, own_ports={taken_port}, detect=lambda s: _runtime(), runner=runner)
+    stack_only = doctor.diagnose(settings, runtime=_runtime(), compose=compose, tools=tools, stack_only=True, own_ports={taken_port})
     assert stack_only.ok and "kind" not in [c.name for c in stack_only.checks]
-    assert set(stack_only.to_dict()) == {"ok", "runtime", "checks"}
+    assert set(stack_only.to_json()) == {"ok", "runtime", "checks"}
 
 
 def test_diagnose_without_an_engine(tmp_path: Path) -> None:
-    def nothing(settings: Settings) -> Runtime:
-        raise PrerequisiteError("no container engine is reachable", hint="start Docker")
-
-    report = doctor.diagnose(Settings(project_dir=tmp_path, runtime="docker"), stack_only=True, detect=nothing)
+    nothing = PrerequisiteError("no container engine is reachable", hint="start Docker")
+    report = doctor.diagnose(Settings(project_dir=tmp_path, runtime="docker"), stack_only=True, runtime=nothing)
     assert report.checks[0].status == "fail" and report.runtime is None
     assert report.checks[0].fix == "start Docker"

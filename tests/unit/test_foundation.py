@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.airflow_config import airflow_env, compose_topology, render_env_file
+from sandbox.core.airflow_config import airflow_env, compose_topology, render_env_file
 from sandbox.config import airflow_image, airflow_version, load_settings
 from sandbox.core.dates import parse_logical_date
 from sandbox.errors import CommandFailed, ConfigError, LockHeld, ToolMissing, UsageError, WaitTimeout
@@ -41,7 +41,7 @@ def test_settings_reject_unknown_keys_and_values(tmp_path: Path) -> None:
 
 
 def test_scheduled_runs_from_file_env_and_bad_values(tmp_path: Path) -> None:
-    from sandbox.airflow_config import airflow_env, compose_topology
+    from sandbox.core.airflow_config import airflow_env, compose_topology
     from sandbox.state import Secrets
 
     (tmp_path / "sandbox.toml").write_text("scheduled_runs = false\n")

@@ -174,7 +174,8 @@ def test_no_images_is_a_clear_error_for_build_but_not_for_up(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="no task images found"):
         images.build(settings, SilentReporter(), NodeEngine({}, {}))
     kind, runner = kind_loading_into(NodeEngine({}, {}), "sha256:x")
-    assert not images.build_and_load(settings, SilentReporter(), client=NodeEngine({}, {}), kind=kind).did_work
+    nothing = images.build_and_load(settings, SilentReporter(), client=NodeEngine({}, {}), kind=kind)
+    assert not nothing.built and not nothing.loaded
     assert runner.calls == []
 
 
@@ -184,11 +185,11 @@ def test_no_images_is_a_clear_error_for_build_but_not_for_up(tmp_path: Path) -> 
 def test_record_merges_drops_vanished_images_and_is_world_readable(tmp_path: Path) -> None:
     settings = project(tmp_path, "a", "b")
     result = images.BuildResult("a", "a:111111111111", "sha256:1", "1" * 64, True, 1.0, 10, "2026-01-01T00:00:00Z")
-    images.write_record(settings, [result], ["a", "b", "gone"])
-    images.write_record(
+    images.write_dag_record(settings, [result], ["a", "b", "gone"])
+    images.write_dag_record(
         settings, [images.BuildResult("b", "b:222222222222", "sha256:2", "2" * 64, True, 1.0, 10, "t")], ["a", "b"]
     )
-    path = images.record_path(settings)
+    path = images.dag_record_path(settings)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     data = json.loads(path.read_text())
     assert data["version"] == 1
@@ -340,18 +341,18 @@ def test_second_up_with_nothing_changed_does_no_image_work(tmp_path: Path) -> No
     kind, runner = kind_loading_into(engine, image_id)
     reporter = SilentReporter()
     result = images.build_and_load(settings, reporter, client=engine, kind=kind)
-    assert not result.did_work  # NodeEngine.build would have raised
+    assert not any(b.built for b in result.built) and not any(r.loaded_into for r in result.loaded)
     assert reporter.steps == [] and runner.lines == ["kind get nodes --name sbx"]
-    assert json.loads(images.record_path(settings).read_text())["images"]["recommend"]["image"] == item.ref
+    assert json.loads(images.dag_record_path(settings).read_text())["images"]["recommend"]["image"] == item.ref
 
 
 def test_status_lists_tag_size_and_nodes(tmp_path: Path) -> None:
     settings, item, engine, image_id = _loaded_setup(tmp_path, ["sbx-worker2"])
     kind, _ = kind_loading_into(engine, image_id)
-    [row] = images.status(settings, engine, kind)
+    [row] = images.image_status(settings, engine, kind)
     assert (row.name, row.ref, row.built, row.size, row.nodes) == ("recommend", item.ref, True, 152_000_000, ("sbx-worker2",))
     no_kind = KindCli(runner=RecordingRunner().on(r"^kind", fail("No kind clusters found.")))
-    assert images.status(settings, engine, no_kind)[0].nodes is None
+    assert images.image_status(settings, engine, no_kind)[0].nodes is None
 
 
 def test_a_changed_record_touches_the_dag_files_that_read_it_and_only_those(tmp_path: Path) -> None:
@@ -368,10 +369,10 @@ def test_a_changed_record_touches_the_dag_files_that_read_it_and_only_those(tmp_
     for path in (reader, other):
         os.utime(path, (1_000_000_000, 1_000_000_000))
     result = images.BuildResult("recommend", "recommend:0123456789ab", "sha256:ab", "0123456789ab", True, 0.0, 1, "")
-    images.write_record(settings, [result], ["recommend"])
+    images.write_dag_record(settings, [result], ["recommend"])
     assert reader.stat().st_mtime > 1_000_000_000 and other.stat().st_mtime == 1_000_000_000
     os.utime(reader, (1_000_000_000, 1_000_000_000))
-    images.write_record(settings, [result], ["recommend"])  # same content: nothing to re-parse
+    images.write_dag_record(settings, [result], ["recommend"])  # same content: nothing to re-parse
     assert reader.stat().st_mtime == 1_000_000_000
 
 
@@ -438,7 +439,7 @@ def test_prune_keeps_what_the_dags_use_even_when_the_sources_moved_on(tmp_path: 
     with other --build-arg values, or a Dockerfile edited since. Pods still ask for it."""
     settings, item, engine, kind, old_ref = _prune_setup(tmp_path)
     built = images.BuildResult("recommend", old_ref, "sha256:" + "cd" * 32, "0123456789ab", True, 0.0, 1, "")
-    images.write_record(settings, [built], ["recommend"])
+    images.write_dag_record(settings, [built], ["recommend"])
     result = images.prune(settings, SilentReporter(), engine, kind)
     assert result.engine == () and engine.removed == []
     assert not any(argv[1] == "rmi" for _, argv in engine.execs)
@@ -497,7 +498,7 @@ def test_build_args_come_from_settings_and_flags_add_to_them(tmp_path: Path) -> 
     )
     assert images.build_args_for(configured, {"BASE_IMAGE": "b"}) == {"BASE_IMAGE": "b", "PIP_INDEX": "x"}
     image = images.discover(settings)[0]
-    [row] = images.status(configured, NodeEngine({}, {}), None)
+    [row] = images.image_status(configured, NodeEngine({}, {}), None)
     assert row.ref == images.plan(image, {"BASE_IMAGE": "a", "PIP_INDEX": "x"}).ref != planned(settings, "recommend").ref
 
 

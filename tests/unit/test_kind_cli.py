@@ -31,7 +31,6 @@ def test_argv_builders() -> None:
     ]
     assert kind.nodes_argv("sb") == ["kind", "get", "nodes", "--name", "sb"]
     assert kind.kubeconfig_argv("sb") == ["kind", "get", "kubeconfig", "--name", "sb"]
-    assert kind.kubeconfig_argv("sb", internal=True)[-1] == "--internal"
     assert kind.load_docker_image_argv("sb", "img:dev", ["sb-worker", "sb-worker2"]) == [
         "kind", "load", "docker-image", "img:dev", "--name", "sb", "--nodes", "sb-worker,sb-worker2",
     ]  # fmt: skip

@@ -40,7 +40,7 @@ def edit(project: Path, change) -> Path:
 def test_the_shipped_config_passes_and_has_one_virtual_node(repo: Path) -> None:
     config = load_kind_config(repo / "kind-config.yaml")
     assert [n.role for n in config.nodes] == ["control-plane", "worker", "worker"]
-    (virtual,) = config.virtual_nodes
+    (virtual,) = [n for n in config.nodes if n.is_virtual_node]
     assert virtual.labels == {"type": "virtual-kubelet"}
     assert virtual.join_taints == (VIRTUAL_NODE_TAINT,)
 

@@ -62,10 +62,10 @@ def test_backfill_is_finished_when_its_runs_are_even_before_completed_at() -> No
 def test_results_say_ok_only_on_success() -> None:
     task = TaskSummary("t", "failed", 1, 0.1, ("boom",))
     failed = RunResult("d", "r", datetime(2021, 12, 1, tzinfo=UTC), "failed", "http://x", (task,))
-    assert not failed.ok and failed.as_json()["tasks"][0]["log_tail"] == ["boom"]
+    assert not failed.ok and failed.to_json()["tasks"][0]["log_tail"] == ["boom"]
     assert not BackfillResult("d", 1, (), "u").ok  # nothing ran is not a success
     ok = BackfillResult("d", 1, (DateResult(None, "r", "success", 1.0),), "u")
-    assert ok.ok and ok.as_json()["runs"][0]["state"] == "success"
+    assert ok.ok and ok.to_json()["runs"][0]["state"] == "success"
 
 
 def test_dag_ids_are_matched_to_local_files_and_their_import_errors(tmp_path: Path) -> None:

@@ -9,10 +9,12 @@ secrets, rendered env files, doctor's port and disk checks, wait_until.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,13 +22,19 @@ import pytest
 from fakes import FakeKube, RecordingRunner, fail, ok
 from sandbox.adapters.airflow_api import fetch_health
 from sandbox.adapters.compose import ComposeCommand, ComposeProject, down_argv, logs_argv, up_argv
-from sandbox.adapters.kind import create_argv, delete_argv
+from sandbox.adapters.crictl import CRICTL_IMAGES
+from sandbox.adapters.docker_images import BuildFailed, BuildFailure
+from sandbox.adapters.kind import create_argv, delete_argv, load_docker_image_argv
 from sandbox.adapters.runtime import Engine, Runtime
 from sandbox.config import Ports, Settings, Timeouts
 from sandbox.core import stack
-from sandbox.core.doctor import diagnose
+from sandbox.core.images import discover, plan
 from sandbox.core.kind_config import declared_nodes
-from sandbox.errors import ClusterError, ConfigError, LockHeld, PrerequisiteError, StackError
+from sandbox.core.stack_files import check_not_renamed, compose_files, read_mode
+from sandbox.core.stack_status import status as stack_status
+from sandbox.core.wiring import Adapters
+from sandbox.errors import ClusterError, ConfigError, ImageBuildError, LockHeld, PrerequisiteError, StackError, WaitTimeout
+from sandbox.models import ImageInfo
 from sandbox.progress import SilentReporter
 from sandbox.proc import Completed
 from sandbox.state import StateDir
@@ -46,6 +54,57 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+class StackEngine:
+    """The engine's image API as `up` uses it: a build records its tag (or fails, when queued in
+    `failing_builds`); a kind node answers `crictl images` with what `kind load` put on it."""
+
+    def __init__(self) -> None:
+        self.builds: list[str] = []
+        self.ids: dict[str, str] = {}
+        self.on_nodes: dict[str, list[dict]] = {}
+        self.failing_builds: list[bool] = []
+
+    def inspect(self, reference: str) -> ImageInfo | None:
+        image_id = self.ids.get(reference)
+        return ImageInfo(image_id, (reference,), 1024, "2026-11-30T00:00:00Z") if image_id else None
+
+    def build(self, context: object, *, tag: str, **kwargs: object) -> str:
+        self.builds.append(tag)
+        if self.failing_builds and self.failing_builds.pop(0):
+            raise BuildFailed("RUN false: exit 1", BuildFailure("exit 1", "RUN false", []))
+        self.ids[tag] = f"sha256:{len(self.builds):064x}"
+        return self.ids[tag]
+
+    def exec(self, container: str, argv: object) -> str:
+        assert tuple(argv) == CRICTL_IMAGES  # type: ignore[arg-type]
+        return json.dumps({"images": self.on_nodes.get(container, [])})
+
+    def load(self, argv: list[str]) -> Completed:
+        """What `kind load docker-image REF --name N --nodes A,B` does to the nodes' images."""
+        reference = argv[3]
+        for node in argv[argv.index("--nodes") + 1].split(","):
+            self.on_nodes.setdefault(node, []).append(
+                {"id": self.ids[reference], "repoTags": [reference], "repoDigests": [], "size": "1024"}
+            )
+        return ok()
+
+    def save(self, reference: str, destination: Path) -> None:
+        raise AssertionError("kind load docker-image works here: no archive")
+
+    def remove(self, reference: str) -> None:
+        raise AssertionError("up removes no image")
+
+
+class NamedTools:
+    """kind and kubectl as found on PATH (the `kind` of the recording runner's script)."""
+
+    def find(self, name: str) -> Path:
+        return Path(name)
+
+    def ensure(self, name: str, on_info: object) -> Path:
+        return Path(name)
+
+
 @dataclass
 class World:
     """What kind and compose would report; the runner's answers read and change it."""
@@ -58,6 +117,7 @@ class World:
     interrupt_compose_up: bool = False
     health_after_up: dict[str, str] = field(default_factory=dict)  # service -> health to report
     logs: str = "scheduler | cannot connect to the database\nscheduler | giving up"
+    engine: StackEngine = field(default_factory=StackEngine)
 
     def ps_object(self, service: str) -> dict:
         one_shot = service == "airflow-init"
@@ -103,6 +163,7 @@ class World:
             r"^kind delete cluster": delete,
             r"^kind get nodes": ok("\n".join(nodes)),
             r"^kind get kubeconfig": ok("apiVersion: v1\nkind: Config\nclusters: []\n"),
+            r"^kind load docker-image ": self.engine.load,
             r"^docker compose .* up -d$": compose_up,
             r"^docker compose .* down": compose_down,
             r"^docker compose .* ps --all --format json": lambda argv: ok("\n".join(json.dumps(c) for c in self.containers.values())),
@@ -125,43 +186,41 @@ class Rig:
     world: World
     runner: RecordingRunner
     kube: FakeKube
-    builds: list[str]
-    adapters: stack.Adapters
+    adapters: Adapters
     reporter: SilentReporter = field(default_factory=SilentReporter)
 
     def up(self, **kwargs) -> stack.UpResult:
         self.reporter = SilentReporter()
-        return stack.up(self.settings, self.reporter, adapters=self.adapters, **kwargs)
+        return stack.up(self.settings, self.reporter, self.adapters, **kwargs)
 
     def fresh_adapters(self) -> None:
         """A new process: nothing cached between two CLI invocations."""
-        self.adapters = _adapters(self.runner, self.kube, self.builds)
+        self.adapters = _adapters(self.settings, self.runner, self.kube, self.world.engine)
 
     @property
     def project(self) -> ComposeProject:
-        return ComposeProject("demo", stack.compose_files(self.settings, "full"), StateDir(self.settings.state_dir).compose_env_file)
+        return ComposeProject("demo", compose_files(self.settings, "full"), StateDir(self.settings.state_dir).compose_env_file)
+
+    def image_loads(self) -> list[list[str]]:
+        return [argv for argv in self.runner.argvs if argv[:3] == ["kind", "load", "docker-image"]]
+
+    def task_image_ref(self) -> str:
+        [image] = discover(self.settings)
+        return plan(image).canonical_ref
 
 
-def _adapters(runner: RecordingRunner, kube: FakeKube, builds: list[str], fail_images: list[bool] | None = None) -> stack.Adapters:
-    def build(settings: Settings, reporter, *, kind) -> str:
-        if fail_images and fail_images.pop(0):
-            from sandbox.errors import ImageBuildError
-
-            raise ImageBuildError("image recommend failed to build")
-        builds.append(kind.binary)
-        return "images-result"
-
-    return stack.Adapters(
-        DOCKER, V2, runner=runner, kube_factory=lambda path: kube, tool=lambda name, s, r: name,
-        build_images=build, api_health=lambda url: {"metadatabase": {"status": "healthy"}},
-        doctor=partial(diagnose, find_tool=lambda name, settings: Path(f"/usr/local/bin/{name}")),
+def _adapters(settings: Settings, runner: RecordingRunner, kube: FakeKube, engine: StackEngine) -> Adapters:
+    return Adapters(
+        settings, runtime=DOCKER, runner=runner, tools=NamedTools(),
+        kube_factory=lambda path: kube, image_engine=engine,
     )
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
     shutil.copy(REPO / "kind-config.yaml", tmp_path / "kind-config.yaml")
-    (tmp_path / "sample_dags").mkdir()
+    (tmp_path / "sample_dags" / "images" / "recommend").mkdir(parents=True)
+    (tmp_path / "sample_dags" / "images" / "recommend" / "Dockerfile").write_text("FROM python:3.12-slim\n")
     settings = Settings(
         project_dir=tmp_path, name="demo",
         ports=Ports(api=_free_port(), rabbitmq_ui=_free_port(), flower=_free_port(), azurite_blob=_free_port()),
@@ -170,13 +229,10 @@ def rig(tmp_path: Path) -> Rig:
     world = World(settings)
     runner = world.runner()
     kube = FakeKube.from_specs(declared_nodes(settings))
-    builds: list[str] = []
-    return Rig(settings, world, runner, kube, builds, _adapters(runner, kube, builds))
+    return Rig(settings, world, runner, kube, _adapters(settings, runner, kube, world.engine))
 
 
 def _index(lines: list[str], pattern: str) -> int:
-    import re
-
     return next(i for i, line in enumerate(lines) if re.search(pattern, line))
 
 
@@ -191,6 +247,7 @@ def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
         _index(lines, r" up -d$"),
     ]
     assert order == sorted(order)
+    assert sum(line.endswith("compose version --short") for line in lines) == 1  # compose found once per up
     assert rig.runner.argvs[order[1]] == create_argv(
         "demo", rig.settings.kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
     )
@@ -205,10 +262,14 @@ def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
     assert writes[-1] == ("APPLY", "Secret sandbox-tasks/sandbox-blob")
     secret = rig.kube.objects["/api/v1/namespaces/sandbox-tasks/secrets/sandbox-blob"]
     assert "BlobEndpoint=http://demo-azurite:10000/devstoreaccount1;" in secret["stringData"]["connection_string"]
-    assert rig.builds == ["kind"]  # images last, with the kind adapter of this runtime
+    # images last: built, then loaded by the kind of this runtime into the nodes pods run on
+    ref = rig.task_image_ref()
+    assert rig.world.engine.builds == [ref]
+    assert rig.image_loads() == [load_docker_image_argv("demo", ref, ["demo-worker", "demo-worker2"])]
+    assert lines.index(" ".join(rig.image_loads()[0])) > order[3]
     assert result.mode == "full" and result.user == "admin" and result.password == state.secrets().admin_password
     assert {s.service for s in result.services} == set(SERVICES)
-    assert stack.read_mode(state) == "full"
+    assert read_mode(state) == "full"
     env = state.airflow_env_file.read_text()
     assert "AIRFLOW_CONN_KUBERNETES_DEFAULT=" in env and "SANDBOX_CLUSTER=kind" in env
     for path in (state.airflow_env_file, state.compose_env_file):
@@ -243,24 +304,23 @@ def test_stack_only_skips_the_cluster_and_images(rig: Rig) -> None:
     result = rig.up(stack_only=True)
     state = StateDir(rig.settings.state_dir)
     assert not [line for line in rig.runner.lines if line.startswith("kind")]
-    assert rig.kube.requests == [] and rig.builds == []
+    assert rig.kube.requests == [] and rig.world.engine.builds == [] and rig.image_loads() == []
     project = ComposeProject("demo", (rig.settings.compose_file,), state.compose_env_file)
     assert up_argv(V2, project) in rig.runner.argvs
-    assert result.mode == "stack-only" and stack.read_mode(state) == "stack-only"
+    assert result.mode == "stack-only" and read_mode(state) == "stack-only"
     env = state.airflow_env_file.read_text()
     assert "AIRFLOW_CONN_KUBERNETES_DEFAULT" not in env and "SANDBOX_CLUSTER=none" in env
 
 
 def test_stack_only_down_never_needs_kind(rig: Rig) -> None:
     rig.up(stack_only=True)
-    stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
+    stack.down(rig.settings, SilentReporter(), rig.adapters)
     assert not [line for line in rig.runner.lines if line.startswith("kind")]
 
 
 @pytest.mark.parametrize("step", ["doctor", "cluster", "nodes", "compose", "health", "images"])
 def test_up_resumes_after_a_failure_at_each_step(rig: Rig, step: str) -> None:
-    fail_images = [True] if step == "images" else None
-    rig.adapters = _adapters(rig.runner, rig.kube, rig.builds, fail_images)
+    rig.world.engine.failing_builds = [step == "images"]
     blocker = None
     if step == "doctor":
         blocker = socket.socket()
@@ -272,10 +332,18 @@ def test_up_resumes_after_a_failure_at_each_step(rig: Rig, step: str) -> None:
     if step == "health":
         rig.world.health_after_up = {"airflow-scheduler": "unhealthy"}
     expected = {
-        "doctor": PrerequisiteError, "cluster": ClusterError, "nodes": Exception,
-        "compose": StackError, "health": StackError, "images": Exception,
+        "doctor": PrerequisiteError, "cluster": ClusterError, "nodes": WaitTimeout,
+        "compose": StackError, "health": StackError, "images": ImageBuildError,
     }[step]
-    with pytest.raises(expected):
+    message = {
+        "doctor": f"port {rig.settings.ports.api} on 127.0.0.1 (api) is already in use",
+        "cluster": "kind could not create cluster demo",
+        "nodes": "waiting for the nodes of cluster demo to be Ready; last state: cannot reach the Kubernetes API",
+        "compose": "the Airflow stack did not come up: dependency failed to start",
+        "health": "service airflow-scheduler is unhealthy",
+        "images": "task image 'recommend' failed to build at `RUN false`",
+    }[step]
+    with pytest.raises(expected, match=re.escape(message)):
         rig.up()
     created_before = sum("create cluster" in line for line in rig.runner.lines)
     # fix the cause, run again
@@ -285,7 +353,8 @@ def test_up_resumes_after_a_failure_at_each_step(rig: Rig, step: str) -> None:
     rig.world.health_after_up = {}
     rig.fresh_adapters()
     result = rig.up()
-    assert result.mode == "full" and rig.builds == ["kind"]
+    assert result.mode == "full"
+    assert rig.image_loads() == [load_docker_image_argv("demo", rig.task_image_ref(), ["demo-worker", "demo-worker2"])]
     created = sum("create cluster" in line for line in rig.runner.lines)
     if step == "doctor":
         assert created == 1  # created on the second run only
@@ -345,62 +414,48 @@ def test_down_keeps_data_and_purge_removes_everything(rig: Rig) -> None:
     state = StateDir(rig.settings.state_dir)
     secrets = state.secrets()
     before = len(rig.runner.calls)
-    result = stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
+    result = stack.down(rig.settings, SilentReporter(), rig.adapters)
     lines = rig.runner.argvs[before:]
     assert lines[0] == down_argv(V2, rig.project)  # no --volumes: the database stays
     assert delete_argv("demo", kubeconfig=state.admin_kubeconfig) in lines
     assert result.removed == ("containers", "cluster demo") and not result.purged
     assert state.secrets() == secrets and state.airflow_env_file.exists()  # state kept
-    assert stack.read_mode(state) is None
+    assert read_mode(state) is None
     # up again: same secrets (the kept volume's password), cluster recreated
     rig.fresh_adapters()
     rig.up()
     assert state.secrets() == secrets
     before = len(rig.runner.calls)
-    result = stack.down(rig.settings, SilentReporter(), purge=True, adapters=rig.adapters)
+    result = stack.down(rig.settings, SilentReporter(), rig.adapters, purge=True)
     lines = rig.runner.argvs[before:]
     assert lines[0] == down_argv(V2, rig.project, volumes=True)
     assert any(argv[:3] == ["kind", "delete", "cluster"] for argv in lines)
     assert not state.path.exists() and result.purged
 
 
-class _ExtendingEngine:
-    """The image API as ensure_airflow_image uses it (the real build runs in
-    tests/containers/test_airflow_image.py): records builds, then knows the built tags."""
-
-    def __init__(self) -> None:
-        self.built: list[str] = []
-
-    def inspect(self, reference: str) -> object | None:
-        return object() if reference in self.built else None
-
-    def build(self, context: object, *, tag: str, **kwargs: object) -> str:
-        self.built.append(tag)
-        return "sha256:" + "ab" * 32
-
-
 def test_airflow_requirements_run_the_extended_image_and_a_change_recreates_the_stack(rig: Rig) -> None:
     import dataclasses
 
-    from sandbox.core.airflow_image import EXTENDED_REPOSITORY
+    from sandbox.core.images.airflow import EXTENDED_REPOSITORY
 
     requirements = rig.settings.project_dir / "requirements-airflow.txt"
     requirements.write_text("pandas==2.2.3\n")
     rig.settings = dataclasses.replace(rig.settings, airflow_requirements=requirements)
-    engine = _ExtendingEngine()
-    rig.adapters.image_engine = lambda: engine
+    engine = rig.world.engine
+    rig.fresh_adapters()
     rig.up()
     state = StateDir(rig.settings.state_dir)
-    [ref] = engine.built
+    [ref] = [tag for tag in engine.builds if tag.startswith(EXTENDED_REPOSITORY)]
     assert ref.startswith(EXTENDED_REPOSITORY + ":")
     assert f"SANDBOX_AIRFLOW_IMAGE={ref}\n" in state.compose_env_file.read_text()
     before = len(rig.runner.calls)
     rig.up()  # unchanged: no build, no compose up
-    assert engine.built == [ref] and not any(c.line.endswith(" up -d") for c in rig.runner.calls[before:])
+    assert engine.builds.count(ref) == 1 and not any(c.line.endswith(" up -d") for c in rig.runner.calls[before:])
     requirements.write_text("pandas==2.2.3\npyarrow==18.1.0\n")
     before = len(rig.runner.calls)
     rig.up()
-    assert len(engine.built) == 2 and engine.built[1] != ref
+    extended = [tag for tag in engine.builds if tag.startswith(EXTENDED_REPOSITORY)]
+    assert len(extended) == 2 and extended[1] != ref
     assert any(c.line.endswith(" up -d") for c in rig.runner.calls[before:])  # the new image runs
 
 
@@ -413,40 +468,69 @@ def test_a_renamed_sandbox_is_refused_until_the_old_one_is_down(rig: Rig) -> Non
     renamed = dataclasses.replace(rig.settings, name="other")
     state = StateDir(rig.settings.state_dir)
     before = len(rig.runner.calls)
-    for action in (lambda: stack.up(renamed, SilentReporter(), adapters=rig.adapters),
-                   lambda: stack.down(renamed, SilentReporter(), adapters=rig.adapters)):
+    for action in (lambda: stack.up(renamed, SilentReporter(), rig.adapters),
+                   lambda: stack.down(renamed, SilentReporter(), rig.adapters)):
         with pytest.raises(ConfigError, match="runs as 'demo', but the configured name is now 'other'") as err:
             action()
         assert "SANDBOX_NAME=demo sandbox down" in (err.value.hint or "")
     assert len(rig.runner.calls) == before  # nothing was touched
-    stack.down(rig.settings, SilentReporter(), adapters=rig.adapters)
-    stack.check_not_renamed(renamed, state)  # the old one is down: renaming is fine now
+    stack.down(rig.settings, SilentReporter(), rig.adapters)
+    check_not_renamed(renamed, state)  # the old one is down: renaming is fine now
 
 
 def test_airflow_cli_runs_in_the_scheduler_on_this_terminal(rig: Rig) -> None:
     with pytest.raises(StackError, match="the sandbox is not up"):
-        stack.airflow_cli(rig.settings, ["dags", "list"], tty=False, adapters=rig.adapters)
+        stack.airflow_cli(rig.settings, ["dags", "list"], rig.adapters, tty=False)
     rig.up()
     rig.runner.on(r" exec ", fail("", returncode=3))  # a failing airflow command: its exit code, no exception
     before = len(rig.runner.calls)
-    assert stack.airflow_cli(rig.settings, ["tasks", "test", "recommend", "rank", "2021-12-01"], tty=False, adapters=rig.adapters) == 3
+    assert stack.airflow_cli(rig.settings, ["tasks", "test", "recommend", "rank", "2021-12-01"], rig.adapters, tty=False) == 3
     [call] = [c for c in rig.runner.calls[before:] if " exec " in c.line]
     assert call.argv[call.argv.index("exec"):] == [
         "exec", "-T", "airflow-scheduler", "airflow", "tasks", "test", "recommend", "rank", "2021-12-01"
     ]
     assert call.argv[:2] == ["docker", "compose"] and call.attached
-    stack.airflow_cli(rig.settings, ["db", "shell"], tty=True, adapters=rig.adapters)
+    stack.airflow_cli(rig.settings, ["db", "shell"], rig.adapters, tty=True)
     assert rig.runner.calls[-1].argv[rig.runner.calls[-1].argv.index("exec") + 1] == "airflow-scheduler"
     rig.world.containers.pop("airflow-scheduler")
     with pytest.raises(StackError, match="airflow-scheduler is not running"):
-        stack.airflow_cli(rig.settings, ["dags", "list"], tty=False, adapters=rig.adapters)
+        stack.airflow_cli(rig.settings, ["dags", "list"], rig.adapters, tty=False)
+
+
+RECORDED_HEALTH = json.loads((REPO / "tests/fixtures/compose/airflow_health.json").read_text())
+
+
+@contextmanager
+def airflow_health(port: int, document: dict) -> Iterator[None]:
+    """A loopback server answering GET /api/v2/monitor/health with `document`, where Airflow would."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            found = self.path == "/api/v2/monitor/health"
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(json.dumps(document).encode() if found else b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_status_shape_and_health(rig: Rig) -> None:
     rig.up()
     rig.fresh_adapters()
-    healthy = stack.status(rig.settings, adapters=rig.adapters)
-    data = healthy.to_dict()
+    with airflow_health(rig.settings.ports.api, RECORDED_HEALTH):
+        healthy = stack_status(rig.settings, rig.adapters)
+    data = healthy.to_json()
     assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
     assert data["healthy"] is True and data["mode"] == "full" and data["runtime"] == "docker"
     assert data["cluster"]["ok"] is True
@@ -455,50 +539,37 @@ def test_status_shape_and_health(rig: Rig) -> None:
     assert virtual["labels"]["type"] == "virtual-kubelet" and "virtual-kubelet.io/provider=azure:NoSchedule" in virtual["taints"]
     assert {s["service"] for s in data["services"]} == set(SERVICES)
     assert set(data["services"][0]) == {"service", "container", "state", "health", "exit_code", "published_ports"}
-    assert data["api"] == {"url": rig.settings.api_url, "health": {"metadatabase": {"status": "healthy"}}, "error": None}
+    assert data["api"]["url"] == rig.settings.api_url and data["api"]["error"] is None
+    assert {k: v["status"] for k, v in data["api"]["health"].items()} == {
+        "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy",
+    }  # what the recorded answer says, read over HTTP by the real client
     assert data["login"]["user"] == "admin" and data["login"]["password"]
     json.dumps(data)  # serialisable as is
 
     rig.world.containers["airflow-worker"]["Health"] = "unhealthy"
     del rig.world.containers["airflow-triggerer"]
-    rig.adapters.api_health = lambda url: {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}
-    sick = stack.status(rig.settings, adapters=rig.adapters)
+    sick_health = {**RECORDED_HEALTH, "scheduler": {**RECORDED_HEALTH["scheduler"], "status": "unhealthy"}}
+    with airflow_health(rig.settings.ports.api, sick_health):
+        sick = stack_status(rig.settings, rig.adapters)
     assert not sick.healthy
     assert set(sick.problems) == {
         "service airflow-triggerer is not running", "service airflow-worker is unhealthy", "Airflow reports scheduler unhealthy",
     }
+    down = stack_status(rig.settings, rig.adapters)  # nothing answers on the API port
+    assert down.api is None and "did not answer its health check" in (down.api_error or "")
 
 
 def test_status_when_nothing_is_up(rig: Rig) -> None:
-    result = stack.status(rig.settings, adapters=rig.adapters)
+    result = stack_status(rig.settings, rig.adapters)
     assert not result.healthy and result.mode is None and result.services == ()
     assert rig.runner.calls == []
 
 
 def test_api_health_is_read_from_a_real_http_server() -> None:
     """fetch_health against a local server answering the health recorded from the real stack."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    recorded = (REPO / "tests/fixtures/compose/airflow_health.json").read_bytes()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            found = self.path == "/api/v2/monitor/health"
-            self.send_response(200 if found else 404)
-            self.end_headers()
-            self.wfile.write(recorded if found else b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        health = fetch_health(f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    port = _free_port()
+    with airflow_health(port, RECORDED_HEALTH):
+        health = fetch_health(f"http://127.0.0.1:{port}")
     assert {k: v["status"] for k, v in health.items()} == {
         "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy",
     }

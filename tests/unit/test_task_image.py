@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.core.images import RECORD_FILE
+from sandbox.core.images.records import RECORD_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 

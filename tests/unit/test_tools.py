@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import load_settings
-from sandbox.core.tools import (
-    TOOLS,
-    download_url,
-    find_tool,
-    parse_checksum,
-    parse_tool_version,
-    supported,
-    version_argv,
-)
+from sandbox.adapters.tools import parse_checksum, parse_tool_version, version_argv
+from sandbox.core.tools import TOOLS, download_url, find_tool, supported
 from sandbox.errors import DownloadError, PrerequisiteError
 from sandbox.state import StateDir
 

@@ -15,9 +15,9 @@ import yaml
 
 from support import require_tool
 from sandbox.adapters.runtime import Engine, Runtime
-from sandbox.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
+from sandbox.core.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Ports, Settings, airflow_image
-from sandbox.core.stack import compose_files, compose_variables, render_stack_files
+from sandbox.core.stack_files import compose_files, compose_variables, render_stack_files
 from sandbox.state import StateDir
 
 AIRFLOW_SERVICES = {
@@ -39,7 +39,7 @@ def project(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     (root / "sample_dags").mkdir()
     settings = Settings(project_dir=root, name="demo", ports=PORTS)
     state = StateDir(settings.state_dir)
-    render_stack_files(settings, state, RUNTIME, "full")
+    render_stack_files(settings, state, RUNTIME.airflow_uid, "full")
     return settings
 
 
@@ -232,5 +232,5 @@ def test_every_compose_variable_is_rendered(repo: Path, project: Settings) -> No
     used = set()
     for name in ("docker-compose.yaml", "kind.yaml"):
         used |= set(re.findall(r"(?<!\$)\$\{(\w+)", (repo / "compose" / name).read_text()))
-    rendered = compose_variables(project, StateDir(project.state_dir), RUNTIME, StateDir(project.state_dir).secrets())
+    rendered = compose_variables(project, StateDir(project.state_dir), RUNTIME.airflow_uid, StateDir(project.state_dir).secrets())
     assert used == set(rendered)

@@ -16,7 +16,9 @@ from pathlib import Path
 from sandbox.adapters.docker_images import BuildFailed
 from sandbox.config import Settings, airflow_image, airflow_version
 from sandbox.core.build_context import context_entries, write_context_tar
-from sandbox.core.images import CANONICAL_PREFIX, RESERVED_NAME, TAG_LENGTH, ImageEngine, remember_built
+from sandbox.core.images.history import remember_built
+from sandbox.core.images.naming import CANONICAL_PREFIX, RESERVED_NAME, TAG_LENGTH
+from sandbox.core.ports import ImageEngine
 from sandbox.errors import ConfigError
 from sandbox.progress import Reporter
 

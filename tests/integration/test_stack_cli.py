@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pytest
 from support import REPO, require
 from sandbox.adapters.runtime import ROOTFUL_PODMAN_SOCKET
 
+PYTHON = sys.executable  # the interpreter running the tests, with this checkout on PYTHONPATH
+
 
 def sandbox(project: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     return subprocess.run(
-        [str(REPO / ".venv/bin/python"), "-m", "sandbox", "-C", str(project), *args],
+        [PYTHON, "-m", "sandbox", "-C", str(project), *args],
         capture_output=True, text=True, input=input, env={**clean, **(env or {})}, timeout=120,
     )
 
@@ -149,7 +152,7 @@ def test_usage_errors_read_like_every_other_error(project: Path, args: list[str]
 
 
 def test_bare_sandbox_prints_help() -> None:
-    result = subprocess.run([str(REPO / ".venv/bin/sandbox")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([str(Path(PYTHON).parent / "sandbox")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Usage: sandbox" in result.stdout and "run-dag" in result.stdout
 
 
@@ -164,8 +167,8 @@ def test_ctrl_c_at_the_purge_prompt_is_an_interrupt_and_removes_nothing(project:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the CLI on the pty
-        os.execve(str(REPO / ".venv/bin/python"),
-                  [str(REPO / ".venv/bin/python"), "-m", "sandbox", "-C", str(project), "down", "--purge"], clean)
+        os.execve(PYTHON,
+                  [PYTHON, "-m", "sandbox", "-C", str(project), "down", "--purge"], clean)
     output = b""
     try:
         while b"[y/N]" not in output:
