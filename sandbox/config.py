@@ -76,6 +76,38 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Concurrency:
+    """Airflow's global caps ([core] in Airflow's config; defaults are Airflow's own, from its
+    config.yml). Composer exposes the same knobs; a backfill over many days hits them first."""
+
+    parallelism: int = 32  # task instances running at once, whole installation
+    max_active_tasks_per_dag: int = 16  # ... of one DAG (DAG(max_active_tasks=) overrides)
+    max_active_runs_per_dag: int = 16  # runs of one DAG at once (DAG(max_active_runs=) overrides)
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class VirtualNodeQuota:
+    """What the simulated virtual node admits at once: the subscription's ACI quota per region.
+
+    Defaults are ACI's default quotas: 100 standard container groups (a pod is one container
+    group) and 100 standard cores per region per subscription
+    (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
+    ACI has no memory quota per subscription (only 16 GB per group, the `memory-max` rule), so
+    memory has no budget unless one is set. Set these to what your subscription has left.
+    """
+
+    pods: int = 100
+    cpu: float = 100.0
+    memory_gib: float | None = None
+
+    def items(self) -> list[tuple[str, float | int | None]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
 class Settings:
     project_dir: Path
     name: str = "sandbox"
@@ -96,6 +128,8 @@ class Settings:
     runtime: RuntimeChoice = "auto"
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    concurrency: Concurrency = field(default_factory=Concurrency)
+    virtual_node_quota: VirtualNodeQuota = field(default_factory=VirtualNodeQuota)
     # Whether Airflow's scheduler creates runs from schedules (cron, assets) as in production.
     # Off, only what you trigger (run-dag, backfill, the UI) runs: run-dag's unpause then does
     # not also start the latest scheduled interval.
@@ -133,6 +167,13 @@ class Settings:
                 f"two services share a host port: {', '.join(f'{n}={p}' for n, p in ports)}",
                 hint="give each entry of [ports] its own port",
             )
+        for key, table in (("concurrency", self.concurrency), ("virtual_node_quota", self.virtual_node_quota)):
+            low = [f"{name}={value}" for name, value in table.items() if value is not None and value < 1]
+            if low:
+                raise ConfigError(
+                    f"[{key}] values must be at least 1: {', '.join(low)}",
+                    hint=f"e.g. {table.items()[0][0]} = {getattr(type(table)(), table.items()[0][0])}",
+                )
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", self.name):
             raise ConfigError(
                 f"sandbox name {self.name!r} is not a valid cluster/project name",
@@ -290,6 +331,16 @@ def _build(project_dir: Path, values: Mapping[str, Any]) -> Settings:
                 kwargs[key] = Ports(**_numbers(key, _table(key, value, "api = 8080"), Ports, int))
             elif key == "timeouts":
                 kwargs[key] = Timeouts(**_numbers(key, _table(key, value, "run = 3600"), Timeouts, float))
+            elif key == "concurrency":
+                table = _table(key, value, "max_active_runs_per_dag = 4")
+                kwargs[key] = Concurrency(**_numbers(key, table, Concurrency, int))
+            elif key == "virtual_node_quota":
+                table = dict(_table(key, value, "pods = 10"))
+                numbers = {
+                    **_numbers(key, {k: v for k, v in table.items() if k != "pods"}, VirtualNodeQuota, float),
+                    **_numbers(key, {k: v for k, v in table.items() if k == "pods"}, VirtualNodeQuota, int),
+                }
+                kwargs[key] = VirtualNodeQuota(**numbers)
             elif key == "scheduled_runs":
                 kwargs[key] = _boolean(key, value)
             else:

@@ -119,6 +119,7 @@ class AirflowStack:
         extra_env: Mapping[str, str] | None = None,
         drop_env: Iterable[str] = (),
         startup_timeout: float = 180,
+        scheduled_runs: bool = False,
     ) -> None:
         self.services = services
         self.workdir = workdir
@@ -131,6 +132,9 @@ class AirflowStack:
         self.extra_env = dict(extra_env or {})
         self.drop_env = set(drop_env)
         self.startup_timeout = startup_timeout
+        # Off by default: a test's unpause starts no runs beside its own. On for the tests of
+        # what schedules do (pause/unpause).
+        self.scheduled_runs = scheduled_runs
         self.api_port = free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._cleanups: list[tuple[str, object]] = []
@@ -180,8 +184,7 @@ class AirflowStack:
         # The repo's kind-config declares the nodes run-dag's lint step places pod tasks on.
         (self.project_dir / "sandbox.toml").write_text(
             f'dags_folder = "dags"\nkind_config = "{REPO / "kind-config.yaml"}"\n'
-            # Only triggered runs: a test's unpause does not start other runs beside its own.
-            "scheduled_runs = false\n"
+            f"scheduled_runs = {str(self.scheduled_runs).lower()}\n"
             f"[ports]\napi = {self.api_port}\n"
         )
         self.settings: Settings = load_settings(self.project_dir, environ={})

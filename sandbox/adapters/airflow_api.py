@@ -69,6 +69,8 @@ class DagRun:
     start_date: datetime | None
     end_date: datetime | None
     conf: Mapping[str, Any] = field(default_factory=dict)
+    # When the scheduler last looked at the run: proof it has seen the run since some moment.
+    last_scheduling_decision: datetime | None = None
     note: str | None = None
 
     @classmethod
@@ -82,18 +84,19 @@ class DagRun:
             start_date=parse_time(data.get("start_date")),
             end_date=parse_time(data.get("end_date")),
             conf=data.get("conf") or {},
+            last_scheduling_decision=parse_time(data.get("last_scheduling_decision")),
             note=data.get("note"),
         )
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_RUN_STATES
 
     @property
     def duration_s(self) -> float | None:
         if self.start_date and self.end_date:
             return (self.end_date - self.start_date).total_seconds()
         return None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_RUN_STATES
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class TaskInstance:
     start_date: datetime | None
     end_date: datetime | None
     duration: float | None
+    run_id: str | None = None
+    logical_date: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskInstance:
@@ -120,6 +125,8 @@ class TaskInstance:
             start_date=parse_time(data.get("start_date")),
             end_date=parse_time(data.get("end_date")),
             duration=data.get("duration"),
+            run_id=data.get("dag_run_id"),
+            logical_date=parse_time(data.get("logical_date")),
         )
 
     @property
@@ -335,6 +342,11 @@ class AirflowApi:
         body = self.request("PATCH", f"/api/v2/dags/{_seg(dag_id)}", json={"is_paused": paused})
         return Dag.from_json(body)
 
+    def task_ids(self, dag_id: str) -> list[str]:
+        """The DAG's task ids (GET /dags/{id}/tasks, sorted by id)."""
+        body = self.request("GET", f"/api/v2/dags/{_seg(dag_id)}/tasks")
+        return [str(t["task_id"]) for t in body["tasks"]]
+
     def import_errors(self) -> list[ImportErrorRecord]:
         return [
             ImportErrorRecord.from_json(e)
@@ -369,26 +381,28 @@ class AirflowApi:
         start: datetime | None = None,
         end: datetime | None = None,
         latest_only: bool = False,
+        states: tuple[str, ...] = (),
+        last: int | None = None,
     ) -> list[DagRun]:
-        """Runs by logical date (inclusive bounds); `latest_only`: the most recent one only."""
+        """Runs by logical date (inclusive bounds), oldest first; `states` filters (any of);
+        `last`: only the newest N (still oldest first); `latest_only`: the most recent one."""
         params: dict[str, Any] = {"order_by": "-run_after" if latest_only else "logical_date"}
         if start is not None:
             params["logical_date_gte"] = format_time(start)
         if end is not None:
             params["logical_date_lte"] = format_time(end)
+        if states:
+            params["state"] = list(states)  # repeated ?state=: the API ORs them
         path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns"
         if latest_only:
             body = self.request("GET", path, params={**params, "limit": 1})
             return [DagRun.from_json(r) for r in body["dag_runs"]]
+        if last is not None:
+            body = self.request(
+                "GET", path, params={**params, "order_by": "-run_after", "limit": last}
+            )
+            return [DagRun.from_json(r) for r in reversed(body["dag_runs"])]
         return [DagRun.from_json(r) for r in self._pages(path, "dag_runs", params)]
-
-    def recent_runs(self, dag_id: str, last: int) -> list[DagRun]:
-        """The `last` runs by logical date, newest first."""
-        body = self.request(
-            "GET", f"/api/v2/dags/{_seg(dag_id)}/dagRuns",
-            params={"order_by": "-logical_date", "limit": last},
-        )
-        return [DagRun.from_json(r) for r in body["dag_runs"]]
 
     def set_run_note(self, dag_id: str, run_id: str, note: str) -> DagRun:
         """PATCH the run's note (Airflow caps it at 1000 characters)."""
@@ -405,6 +419,48 @@ class AirflowApi:
             json={"dry_run": False},
         )
         return DagRun.from_json(body)
+
+    def clear_task_instances(
+        self,
+        dag_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        task_ids: tuple[str, ...] = (),
+        downstream: bool = False,
+        upstream: bool = False,
+        only_failed: bool = False,
+        dry_run: bool = True,
+    ) -> list[TaskInstance]:
+        """POST /dags/{id}/clearTaskInstances over logical dates start..end (inclusive); the task
+        instances it cleared (or would clear). Every flag is sent: the API's defaults are
+        dry_run=true and only_failed=true."""
+        payload: dict[str, Any] = {
+            "dry_run": dry_run,
+            "start_date": format_time(start),
+            "end_date": format_time(end),
+            "only_failed": only_failed,
+            "only_running": False,
+            "reset_dag_runs": True,
+            "include_downstream": downstream,
+            "include_upstream": upstream,
+            "include_future": False,
+            "include_past": False,
+        }
+        if task_ids:
+            payload["task_ids"] = list(task_ids)
+        body = self.request("POST", f"/api/v2/dags/{_seg(dag_id)}/clearTaskInstances", json=payload)
+        return [TaskInstance.from_json(t) for t in body["task_instances"]]
+
+    def set_task_state(
+        self, dag_id: str, run_id: str, task_id: str, state: str, *, downstream: bool = False
+    ) -> list[TaskInstance]:
+        """PATCH a task instance's state (the API also sets its downstream when asked)."""
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}"
+        body = self.request(
+            "PATCH", path, json={"new_state": state, "include_downstream": downstream}
+        )
+        return [TaskInstance.from_json(t) for t in body["task_instances"]]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstance]:
         path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances"

@@ -77,9 +77,9 @@ def root(
 
 
 def _register() -> None:
-    from sandbox.cli import images, lineage, lint, runs, stack
+    from sandbox.cli import images, lineage, lint, ops, runs, stack
 
-    for module in (stack, runs, lineage, lint, images):
+    for module in (stack, runs, ops, lineage, lint, images):
         module.register(app)
 
 

@@ -1,4 +1,5 @@
-"""`sandbox runs`, `sandbox show`, `sandbox compare`: thin commands over sandbox.core.lineage.
+"""`sandbox show`, `sandbox compare`: thin commands over sandbox.core.lineage (`sandbox runs`,
+in cli/ops.py, shows each run's headline metrics from the same core).
 
 Results (tables, --json) go to stdout; exit 0, or 2 for bad input (unknown DAG, no such run).
 """
@@ -23,56 +24,6 @@ if TYPE_CHECKING:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
-
-
-def _metrics_text(metrics: dict[str, dict[str, float]], limit: int = 3) -> str:
-    parts = []
-    for task, numbers in sorted(metrics.items()):
-        shown = ", ".join(f"{k}={_number(v)}" for k, v in sorted(numbers.items())[:limit])
-        parts.append(f"{task}: {shown}")
-    return "; ".join(parts) or "-"
-
-
-def runs(
-    ctx: typer.Context,
-    dag_id: str = typer.Argument(..., help="The DAG id."),
-    last: int = typer.Option(10, "--last", min=1, max=100, help="How many runs, newest first."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-) -> None:
-    """Recent runs of a DAG: logical date, type, state, duration and each task's metrics."""
-    from sandbox.core.dates import format_logical_date
-    from sandbox.core.lineage import run_metrics
-
-    with ctx.obj.adapters().airflow() as api:
-        if api.get_dag(dag_id) is None:
-            raise UsageError(f"no DAG {dag_id!r} in Airflow", hint="`sandbox dags` lists the DAGs")
-        found = [(run, run_metrics(api, dag_id, run.run_id)) for run in api.recent_runs(dag_id, last)]
-    if as_json:
-        console.out.print_json(json.dumps({
-            "dag_id": dag_id,
-            "runs": [
-                {
-                    "run_id": run.run_id,
-                    "logical_date": run.logical_date.isoformat() if run.logical_date else None,
-                    "run_type": run.run_type,
-                    "state": run.state,
-                    "start_date": run.start_date.isoformat() if run.start_date else None,
-                    "duration_s": run.duration_s,
-                    "metrics": metrics,
-                }
-                for run, metrics in found
-            ],
-        }))
-        return
-    table = Table(title=f"{escape(dag_id)} · last {last} runs", title_justify="left")
-    for column in ("logical date", "type", "state", "duration", "metrics"):
-        table.add_column(column, justify="right" if column == "duration" else "left")
-    for run, metrics in found:
-        table.add_row(
-            format_logical_date(run.logical_date), escape(run.run_type), _state(run.state),
-            _seconds(run.duration_s), escape(_metrics_text(metrics)),
-        )
-    console.out.print(table)
 
 
 def show(
@@ -241,6 +192,5 @@ def _plot(comparison: Comparison, path: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("runs")(runs)
     app.command("show")(show)
     app.command("compare")(compare)

@@ -83,16 +83,28 @@ def status(
     """Every component's health; exits 1 when anything is unhealthy."""
     from sandbox.core.stack_status import status as stack_status
 
-    result = stack_status(ctx.obj.settings(), ctx.obj.adapters())
+    settings = ctx.obj.settings()
+    result = stack_status(settings, ctx.obj.adapters())
     if as_json:
-        console.out.print_json(json.dumps(result.to_json()))
+        console.out.print_json(json.dumps({**result.to_json(), **_caps_json(settings)}))
     else:
-        _render_status(result)
+        _render_status(result, settings)
     if not result.healthy:
         raise typer.Exit(1)
 
 
-def _render_status(result: StackStatus) -> None:
+def _caps_json(settings: Any) -> dict[str, Any]:
+    """The concurrency caps Airflow runs with and the virtual node's budget (from settings:
+    airflow_env() renders the former, `up` applies the latter as ResourceQuotas)."""
+    return {
+        "concurrency": dict(settings.concurrency.items()),
+        "virtual_node_quota": dict(settings.virtual_node_quota.items()),
+    }
+
+
+def _render_status(result: StackStatus, settings: Any) -> None:
+    from sandbox.core.capacity import describe
+
     out = console.out
     out.print(f"[bold]mode[/]      {result.mode or 'not up'}   runtime: {result.runtime or '-'}")
     if result.cluster is not None:
@@ -118,6 +130,10 @@ def _render_status(result: StackStatus) -> None:
     if result.api is not None:
         parts = ", ".join(f"{k} {v.get('status')}" for k, v in result.api.items() if isinstance(v, dict))
         out.print(f"[bold]airflow[/]   {parts}")
+    caps = ", ".join(f"{name} {value}" for name, value in settings.concurrency.items())
+    out.print(f"[bold]caps[/]      {caps}")
+    if result.cluster is not None:
+        out.print(f"[bold]quota[/]     virtual node admits {describe(settings)}")
     out.print(f"[bold]UI[/]        {result.url}   login: {result.user} / {result.password or '(not generated yet)'}")
     for problem in result.problems:
         out.print(f"[red]✗[/] {problem}", markup=True)

@@ -129,6 +129,16 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
         ),
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        # The global caps from sandbox.toml [concurrency] (Airflow's defaults unless set).
+        **{
+            f"AIRFLOW__CORE__{name.upper()}": str(value)
+            for name, value in settings.concurrency.items()
+        },
+        # The global caps from sandbox.toml [concurrency] (Airflow's defaults unless set).
+        **{
+            f"AIRFLOW__CORE__{name.upper()}": str(value)
+            for name, value in settings.concurrency.items()
+        },
         "AIRFLOW__API__HOST": topology.api_host,
         "AIRFLOW__API__PORT": str(topology.api_port),
         "AIRFLOW__API__BASE_URL": topology.api_public_url,

@@ -134,7 +134,7 @@ def find_run(api: AirflowApi, dag_id: str, logical_date: datetime) -> DagRun:
     runs = api.list_runs(dag_id, start=logical_date, end=logical_date)
     if not runs:
         day = format_logical_date(logical_date)
-        recent = ", ".join(format_logical_date(r.logical_date) for r in api.recent_runs(dag_id, 5))
+        recent = ", ".join(format_logical_date(r.logical_date) for r in reversed(api.list_runs(dag_id, last=5)))
         raise UsageError(
             f"DAG {dag_id!r} has no run for {day}",
             hint=f"recent runs: {recent}" if recent else f"run it first: sandbox run-dag {dag_id} --date {day}",
@@ -286,7 +286,7 @@ def compare(
     """The last `last` runs' metrics side by side; `metric` keeps one metric name."""
     if api.get_dag(dag_id) is None:
         raise UsageError(f"no DAG {dag_id!r} in Airflow", hint="`sandbox dags` lists the DAGs")
-    runs = tuple(api.recent_runs(dag_id, last))
+    runs = tuple(reversed(api.list_runs(dag_id, last=last)))  # newest first
     values: dict[str, dict[tuple[str, str], float]] = {}
     for run in runs:
         values[run.run_id] = {

@@ -315,12 +315,6 @@ class BackfillResult:
         }
 
 
-def _duration(run: DagRun) -> float | None:
-    if run.start_date and run.end_date:
-        return (run.end_date - run.start_date).total_seconds()
-    return None
-
-
 def backfill(
     api: AirflowApi,
     settings: Settings,
@@ -366,7 +360,7 @@ def backfill(
     return BackfillResult(
         dag_id=request.dag_id,
         backfill_id=created.id,
-        runs=tuple(DateResult(r.logical_date, r.run_id, r.state, _duration(r)) for r in final.runs),
+        runs=tuple(DateResult(r.logical_date, r.run_id, r.state, r.duration_s) for r in final.runs),
         url=f"{settings.api_url}/dags/{quote(request.dag_id, safe='')}/runs",
     )
 

@@ -81,6 +81,7 @@ def up(settings: Settings, reporter: Reporter, adapters: Adapters, *, stack_only
 
 def _ensure_cluster_side(settings: Settings, state: StateDir, reporter: Reporter, adapters: Adapters) -> KindApi:
     from sandbox.core.access import ensure_cluster_access
+    from sandbox.core.capacity import quota_manifests
     from sandbox.core.cluster import ensure_cluster, ensure_virtual_node
     from sandbox.core.policy import policy_manifests
 
@@ -91,8 +92,8 @@ def _ensure_cluster_side(settings: Settings, state: StateDir, reporter: Reporter
     kube = adapters.kube(state.admin_kubeconfig)
     ensure_virtual_node(settings, kube, reporter)
     ensure_cluster_access(settings, kube, state, reporter)
-    with reporter.step(f"policy ({settings.profile})"):
-        for manifest in policy_manifests(settings.profile):
+    with reporter.step(f"policy ({settings.profile}) and virtual-node quota"):
+        for manifest in [*policy_manifests(settings.profile), *quota_manifests(settings)]:
             kube.apply(manifest)
     with reporter.step("blob storage secret"):
         kube.apply(blob.blob_secret_manifest(settings.task_namespace, pod_blob_endpoint(settings)))

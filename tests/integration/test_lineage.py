@@ -70,9 +70,11 @@ def ran(stack: AirflowStack) -> dict[str, str]:
 
 
 def test_runs_lists_each_run_with_its_tasks_metrics(stack: AirflowStack, ran: dict[str, str]) -> None:
+    text = Cli(stack)("runs", "sbx_metrics")
+    assert text.returncode == 0 and "train_model_a: epoch=1, loss=0.9, r2=0.5" in text.stdout
     body = Cli(stack).json("runs", "sbx_metrics", "--last", "5")
     by_date = {r["logical_date"][:10]: r for r in body["runs"]}
-    assert list(by_date) == ["2021-12-02", "2021-12-01"]  # newest first
+    assert list(by_date) == ["2021-12-01", "2021-12-02"]  # `sandbox runs` lists oldest first
     first = by_date["2021-12-01"]
     assert first["state"] == "success" and first["run_type"] == "manual" and first["duration_s"] > 0
     # merged lines: the progress object and the final one; the malformed line ignored

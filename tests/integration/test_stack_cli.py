@@ -53,7 +53,22 @@ def test_status_json_when_nothing_is_up(project: Path) -> None:
     data = json.loads(result.stdout)
     assert data["healthy"] is False and data["mode"] is None
     assert "the sandbox is not up (run `sandbox up`)" in data["problems"]
-    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
+    assert set(data) == {
+        "healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems",
+        "concurrency", "virtual_node_quota",
+    }
+
+
+def test_status_shows_the_caps_and_the_quota_it_configures(project: Path) -> None:
+    (project / "sandbox.toml").write_text(
+        'name = "clitest"\nruntime = "podman"\n[concurrency]\nmax_active_runs_per_dag = 3\n'
+        "[virtual_node_quota]\npods = 4\n"
+    )
+    data = json.loads(sandbox(project, "status", "--json").stdout)
+    assert data["concurrency"] == {"parallelism": 32, "max_active_tasks_per_dag": 16, "max_active_runs_per_dag": 3}
+    assert data["virtual_node_quota"] == {"pods": 4, "cpu": 100.0, "memory_gib": None}
+    human = sandbox(project, "status").stdout
+    assert "max_active_runs_per_dag 3" in human
 
 
 def test_up_stops_at_doctor_on_a_taken_port(project: Path, taken_port: int) -> None:

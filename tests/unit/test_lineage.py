@@ -270,8 +270,8 @@ class Api:
     def get_dag(self, dag_id: str) -> object:
         return object()
 
-    def recent_runs(self, dag_id: str, last: int) -> list[DagRun]:
-        return self.runs[:last]
+    def list_runs(self, dag_id: str, *, last: int) -> list[DagRun]:
+        return self.runs[:last][::-1]  # oldest first, as the adapter answers
 
     def xcom_tasks(self, dag_id: str, run_id: str, key: str) -> list[tuple[str, int]]:
         return [(t, -1) for t in self.metrics[run_id]]
