@@ -21,6 +21,7 @@ from sandbox.errors import AirflowApiError, StackError
 log = logging.getLogger("sandbox.http")
 
 PAGE = 100
+READ_RETRIES = 2
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 FINISHED_TASK_STATES = frozenset(
     {"success", "failed", "skipped", "upstream_failed", "removed"}
@@ -277,15 +278,26 @@ class AirflowApi:
 
     # -- transport ------------------------------------------------------------------------
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise StackError(
-                f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__}",
-                hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
-            ) from exc
+        """One request; a GET whose answer timed out is asked again (READ_RETRIES times): it is
+        idempotent, and a server slowed by a loaded machine is not a server that is down."""
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except httpx.ReadTimeout as exc:
+                if method != "GET" or attempt == READ_RETRIES:
+                    raise self._unreachable(exc) from exc
+                log.debug("%s %s%s timed out; asking again", method, self.base_url, path)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
         log.debug("%s %s%s -> %s", method, self.base_url, path, response.status_code)
         return response
+
+    def _unreachable(self, exc: httpx.TransportError) -> StackError:
+        return StackError(
+            f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__}",
+            hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
+        )
 
     def _login(self) -> str:
         response = self._send(

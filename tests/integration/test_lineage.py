@@ -138,3 +138,52 @@ def test_the_record_survives_a_restart_of_every_airflow_process(
     before: dict[str, Any] = cli.json("show", "sbx_metrics", "--date", "2021-12-01")
     stack.restart()
     assert cli.json("show", "sbx_metrics", "--date", "2021-12-01") == before
+
+
+def test_a_get_that_times_out_is_asked_again_and_a_post_is_not() -> None:
+    """A loaded machine slows the API server (seen here at load 20 on 2 cores): `run-dag`'s
+    polling must ride that out, while a POST must never be sent twice."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sandbox.adapters.airflow_api import READ_RETRIES, AirflowApi
+    from sandbox.errors import StackError
+
+    seen: list[str] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(self.command)
+            if self.command == "POST" and self.path == "/auth/token":
+                body = b'{"access_token": "t"}'
+            else:
+                if len(seen) <= READ_RETRIES + 1:  # every attempt but the last one is too slow
+                    time.sleep(0.6)
+                body = b'{"dag_id": "d", "is_paused": false}'
+            try:
+                self.send_response(201 if self.command == "POST" else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up on this attempt, as it should
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with AirflowApi(f"http://127.0.0.1:{server.server_port}", "u", "p", timeout=0.3) as api:
+            assert api.get_dag("d") is not None
+            assert seen == ["POST"] + ["GET"] * (READ_RETRIES + 1)
+            seen.clear()
+            with pytest.raises(StackError, match="cannot reach the Airflow API"):
+                api.request("POST", "/api/v2/slow")
+            assert seen == ["POST"]
+    finally:
+        server.shutdown()
