@@ -284,7 +284,7 @@ class AirflowApi:
             try:
                 response = self._http.request(method, path, **kwargs)
                 break
-            except httpx.ReadTimeout as exc:
+            except httpx.TimeoutException as exc:  # connect, read, write or pool
                 if method != "GET" or attempt == READ_RETRIES:
                     raise self._unreachable(exc) from exc
                 log.debug("%s %s%s timed out; asking again", method, self.base_url, path)
@@ -295,7 +295,7 @@ class AirflowApi:
 
     def _unreachable(self, exc: httpx.TransportError) -> StackError:
         return StackError(
-            f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__}",
+            f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__} ({type(exc).__name__})",
             hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
         )
 
