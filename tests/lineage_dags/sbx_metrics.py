@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -63,7 +63,12 @@ def _train(model: str) -> None:
     MetricsCapture.on_pod_completion(pod=pod, client=None, mode="sync", operator=operator, context=context)
 
 
-with DAG("sbx_metrics", schedule=None, start_date=datetime(2021, 1, 1), catchup=False):
+# Retries: on a machine at load 20 a task process can miss its heartbeats and be failed by the
+# scheduler; a retry is a new try with a record of its own, which is what the records are for.
+with DAG(
+    "sbx_metrics", schedule=None, start_date=datetime(2021, 1, 1), catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=1)},
+):
 
     @task
     def train_model_a() -> None:
