@@ -20,8 +20,10 @@ from sandbox.errors import ConfigError
 
 Profile = Literal["aci-v1", "aci-v2"]
 RuntimeChoice = Literal["auto", "docker", "podman"]
+ImageLoad = Literal["auto", "archive"]
 PROFILES: tuple[str, ...] = ("aci-v1", "aci-v2")
 RUNTIMES: tuple[str, ...] = ("auto", "docker", "podman")
+IMAGE_LOADS: tuple[str, ...] = ("auto", "archive")
 
 # Official images the compose stack runs (Airflow's tag comes from the pinned package version).
 POSTGRES_IMAGE = "postgres:16"
@@ -126,6 +128,11 @@ class Settings:
     service_account: str = "airflow-tasks"
     profile: Profile = "aci-v1"
     runtime: RuntimeChoice = "auto"
+    # How task images reach the kind nodes: "auto" tries `kind load docker-image` and falls back
+    # to an image archive where that fails; "archive" always loads from an archive (an engine
+    # whose direct load misbehaves in a way the fallback does not recognise; the e2e uses it to
+    # exercise the fallback, which Docker's containerd store rarely triggers).
+    image_load: ImageLoad = "auto"
     ports: Ports = field(default_factory=Ports)
     timeouts: Timeouts = field(default_factory=Timeouts)
     concurrency: Concurrency = field(default_factory=Concurrency)
@@ -156,6 +163,11 @@ class Settings:
             raise ConfigError(
                 f"unknown runtime {self.runtime!r}",
                 hint=f"set runtime to one of: {', '.join(RUNTIMES)}",
+            )
+        if self.image_load not in IMAGE_LOADS:
+            raise ConfigError(
+                f"unknown image_load {self.image_load!r}",
+                hint=f"set image_load to one of: {', '.join(IMAGE_LOADS)}",
             )
         ports = self.ports.items()
         bad = [f"{name}={port}" for name, port in ports if not 1 <= port <= 65535]
@@ -198,7 +210,7 @@ class Settings:
         return f"http://127.0.0.1:{self.ports.api}"
 
 
-_SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime")
+_SCALARS = ("name", "task_namespace", "service_account", "profile", "runtime", "image_load")
 _PATHS = ("dags_folder", "kind_config", "compose_file", "state_dir", "airflow_requirements")
 
 

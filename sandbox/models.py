@@ -34,6 +34,7 @@ class Node:
     ready: bool
     unschedulable: bool = False
     kubelet_version: str = ""
+    pods_capacity: int | None = None  # status.capacity.pods: kubelet's --max-pods
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,11 @@ class StateDir:
         return self.path / "cluster.json"
 
     @property
+    def rendered_kind_config(self) -> Path:
+        """kind-config.yaml rendered for the profile: what `kind create` gets."""
+        return self.path / "kind-config.rendered.yaml"
+
+    @property
     def tools_dir(self) -> Path:
         return self.path / "tools"
 

@@ -123,6 +123,7 @@ class FakeNode:
     labels: dict[str, str]
     taints: list[Taint]
     ready: bool = True
+    pods_capacity: int = 110  # kubelet's default --max-pods
 
 
 @dataclass
@@ -150,16 +151,20 @@ class FakeKube:
     def from_specs(
         cls, specs: Sequence[NodeSpec], *, as_created_by_kind: bool = True, **kwargs: Any
     ) -> FakeKube:
-        """Nodes as kind leaves them: without the labels only the API can set (unless told otherwise)."""
-        from sandbox.core.kind_config import POST_CREATE_LABELS
+        """Nodes as kind leaves them: without the labels only `up` sets through the API, except
+        the OS labels kubelet sets itself (unless told otherwise); pod capacity from --max-pods."""
+        from sandbox.core.kind_config import kind_of_labels
 
         nodes = {}
         for spec in specs:
             labels = dict(spec.labels)
-            if as_created_by_kind and spec.is_virtual_node:
-                for key in POST_CREATE_LABELS:
-                    labels.pop(key, None)
-            nodes[spec.name] = FakeNode(spec.name, labels, list(spec.taints))
+            kind = kind_of_labels(labels) if spec.is_virtual_node else None
+            if as_created_by_kind and kind is not None:
+                for key in kind.api_labels:
+                    if not key.endswith("kubernetes.io/os"):
+                        labels.pop(key, None)
+            capacity = spec.pods_capacity or FakeNode.pods_capacity
+            nodes[spec.name] = FakeNode(spec.name, labels, list(spec.taints), pods_capacity=capacity)
         return cls(nodes_by_name=nodes, **kwargs)
 
     def _check_reachable(self) -> None:
@@ -176,19 +181,28 @@ class FakeKube:
         reads = self._reads["nodes"] = self._reads.get("nodes", 0) + 1
         return [
             Node(
-                n.name, dict(n.labels), tuple(n.taints), ready=n.ready and reads > self.ready_after_reads
+                n.name,
+                dict(n.labels),
+                tuple(n.taints),
+                ready=n.ready and reads > self.ready_after_reads,
+                pods_capacity=n.pods_capacity,
             )
             for n in self.nodes_by_name.values()
         ]
 
-    def label_node(self, name: str, labels: Mapping[str, str]) -> None:
+    def label_node(self, name: str, labels: Mapping[str, str | None]) -> None:
         self._check_reachable()
         self.requests.append(("PATCH", f"Node {name}"))
         if name not in self.nodes_by_name:
             raise KubeApiError(
                 404, f'Kubernetes API: PATCH /api/v1/nodes/{name} returned 404: nodes "{name}" not found'
             )
-        self.nodes_by_name[name].labels.update(labels)
+        node_labels = self.nodes_by_name[name].labels
+        for key, value in labels.items():  # a JSON merge patch: null removes the key
+            if value is None:
+                node_labels.pop(key, None)
+            else:
+                node_labels[key] = value
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
         self._check_reachable()

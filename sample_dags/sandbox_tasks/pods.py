@@ -2,8 +2,9 @@
 
 `virtual_node()` returns the operator keyword arguments shared by every pod task of the sample
 DAGs, so placement and the ACI rules are right in one place instead of in every task:
-- nodeSelector and tolerations exactly as the AKS virtual-node documentation gives them (the
-  sandbox's simulated node carries the same labels and taint, so the same DAG places the same);
+- nodeSelector and tolerations exactly as the documentation of the virtual node in use gives
+  them: AKS virtual nodes (v1) or virtual nodes v2, chosen by SANDBOX_PROFILE (the sandbox's
+  simulated node carries the same labels and taint, so the same DAG places the same);
 - requests and limits set (without requests ACI silently gives 1 vCPU / 1.5 GB), within ACI's
   4 vCPU / 16 GiB per container group;
 - `do_xcom_push=False`: KPO's XCom sidecar is read with an exec that passes arguments, which
@@ -43,17 +44,42 @@ ON_FINISH_ACTION = os.environ.get("SANDBOX_POD_ON_FINISH", "keep_pod")
 # `sandbox up --stack-only` runs Airflow without a cluster and sets SANDBOX_CLUSTER=none.
 NO_CLUSTER = os.environ.get("SANDBOX_CLUSTER") == "none"
 
-# As in the AKS virtual-nodes docs' sample app (learn.microsoft.com/azure/aks/virtual-nodes-cli)
-# and Azure's AKS autoscaling workshop ("Pod Spec for ACI Deployment, only on ACI").
-VIRTUAL_NODE_SELECTOR: dict[str, str] = {
-    "kubernetes.io/role": "agent",
-    "beta.kubernetes.io/os": "linux",
-    "type": "virtual-kubelet",
+# Which AKS virtual node the pods go to: `sandbox up` sets SANDBOX_PROFILE (the sandbox's
+# `profile` setting) for every Airflow process. On AKS, set it in Airflow's environment to the
+# kind of virtual node the cluster runs; unset means aci-v1, the sandbox's default.
+PROFILE_ENV = "SANDBOX_PROFILE"
+DEFAULT_PROFILE = "aci-v1"
+# profile -> (nodeSelector, tolerations), as each one's documentation gives them.
+PLACEMENT: dict[str, tuple[dict[str, str], tuple[dict[str, str], ...]]] = {
+    # AKS virtual nodes: the docs' sample app (learn.microsoft.com/azure/aks/virtual-nodes-cli)
+    # and Azure's AKS autoscaling workshop ("Pod Spec for ACI Deployment, only on ACI").
+    "aci-v1": (
+        {"kubernetes.io/role": "agent", "beta.kubernetes.io/os": "linux", "type": "virtual-kubelet"},
+        (
+            {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
+            {"key": "azure.com/aci", "effect": "NoSchedule"},
+        ),
+    ),
+    # Virtual nodes v2: microsoft/virtualnodesOnAzureContainerInstances, README and
+    # Docs/NodeCustomizations.md.
+    "aci-v2": (
+        {"virtualization": "virtualnode2"},
+        ({"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"},),
+    ),
 }
-VIRTUAL_NODE_TOLERATIONS: tuple[dict[str, str], ...] = (
-    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
-    {"key": "azure.com/aci", "effect": "NoSchedule"},
-)
+
+
+def placement() -> tuple[dict[str, str], list[k8s.V1Toleration]]:
+    """nodeSelector and tolerations for the profile in SANDBOX_PROFILE (read when a DAG file is
+    parsed, so `sandbox lint --profile` and a changed setting take effect without a restart)."""
+    profile = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if profile not in PLACEMENT:
+        raise ValueError(
+            f"{PROFILE_ENV}={profile!r} names no kind of AKS virtual node: set it to "
+            f"{' or '.join(PLACEMENT)} (aci-v1: AKS virtual nodes, aci-v2: virtual nodes v2)"
+        )
+    selector, tolerations = PLACEMENT[profile]
+    return dict(selector), [k8s.V1Toleration(**t) for t in tolerations]
 
 
 def refuse_without_cluster(context: Any) -> None:
@@ -86,15 +112,17 @@ def virtual_node(
     memory_limit: str = "1Gi",
     namespace: str = TASK_NAMESPACE,
 ) -> dict[str, Any]:
-    """KubernetesPodOperator keyword arguments that put a task on the AKS virtual node.
+    """KubernetesPodOperator keyword arguments that put a task on the AKS virtual node of the
+    profile in SANDBOX_PROFILE.
 
     Give the task its own `task_id`, `image` (from `task_image()`), `cmds` and `arguments`
     (always `cmds` with `arguments`: the ACI provider refuses args without a command).
     """
+    node_selector, tolerations = placement()
     kwargs: dict[str, Any] = {
         "namespace": namespace,
-        "node_selector": dict(VIRTUAL_NODE_SELECTOR),
-        "tolerations": [k8s.V1Toleration(**t) for t in VIRTUAL_NODE_TOLERATIONS],
+        "node_selector": node_selector,
+        "tolerations": tolerations,
         "container_resources": k8s.V1ResourceRequirements(
             requests={"cpu": cpu, "memory": memory},
             limits={"cpu": cpu_limit, "memory": memory_limit},

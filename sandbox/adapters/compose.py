@@ -1,14 +1,14 @@
 """The compose CLI: the only code that runs compose. Pure argv builders plus typed `ps` parsing.
 
-Which compose: with Docker, `docker compose` (v2). With podman, a compose v2 binary pointed at
-podman's Docker-compatible socket when one is installed, else Debian's `docker-compose` 1.29
-(measured here against podman 4.3: healthchecks, `depends_on` conditions, named volumes,
-external networks and profiles all work). podman-compose was not chosen: it maps
-`service_healthy` onto `podman wait --condition=healthy`, and its container labels differ.
-
-`ps` comes from `compose ps --all --format json` with v2 (a JSON array before v2.21, one object
-a line since) and from `podman ps --format json` filtered on the compose project label with
-v1, which has no JSON output.
+Compose v2 only, as `docker compose` (the CLI plugin Docker Desktop and Docker's packages
+install) or as a standalone `docker-compose` v2 binary; with podman either one is pointed at
+podman's Docker-compatible socket through DOCKER_HOST. Compose v1 (`docker-compose` 1.x, Python)
+has had no release since 1.29.2 and reached end of life in July 2023
+(https://docs.docker.com/compose/releases/migrate/); `find_compose` still returns it so
+`doctor` can say what to install, and `Compose` refuses it. What v2 changed for this module,
+measured with v2.40.3 against podman 4.3 (tests/fixtures/compose/): `ps --all --format json`
+prints one object a line (a JSON array before v2.21) with `Health` and `Publishers`; containers
+are named `<project>-<service>-1` (v1: underscores).
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from sandbox.models import ServiceState
 from sandbox.proc import Completed, Runner, run
 from sandbox.text import last_line
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-COMPOSE_V2_HINT = "install Docker Compose v2 (`docker compose version` must work): https://docs.docker.com/compose/install/"
+COMPOSE_V2_HINT = (
+    "install Docker Compose v2 (`docker compose version` or `docker-compose version` must print v2.x): "
+    "https://docs.docker.com/compose/install/linux/"
+)
 
 
 @dataclass(frozen=True)
 class ComposeCommand:
-    """How to invoke compose: argv prefix and its major version (1 = docker-compose 1.x)."""
+    """How to invoke compose: argv prefix and the version it reported (1.x = Compose v1)."""
 
     argv: tuple[str, ...]
     version: str
@@ -49,9 +50,10 @@ def version_argv(prefix: Sequence[str]) -> list[str]:
 
 
 def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | None:
-    """The compose implementation to use with this runtime, or None when there is none."""
-    candidates: list[tuple[str, ...]] = [("docker", "compose"), ("docker-compose",)]
-    for prefix in candidates:
+    """The first Compose v2 that answers; else the first older compose found (doctor names it as
+    end of life and `Compose` refuses it); None when there is none."""
+    too_old = None
+    for prefix in (("docker", "compose"), ("docker-compose",)):
         try:
             result = runner(version_argv(prefix), env=runtime.env, check=False, timeout=30)
         except ToolMissing:
@@ -60,19 +62,10 @@ def find_compose(runtime: Runtime, *, runner: Runner = run) -> ComposeCommand | 
         if result.returncode != 0 or not re.match(r"v?\d+\.", version):
             continue
         command = ComposeCommand(prefix, version.lstrip("v"))
-        if command.major >= 2 or runtime.name == "podman":
+        if command.major >= 2:
             return command
-    return None
-
-
-_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|starting|health: starting)\)")
-
-
-def _health_from_status(status: str) -> str:
-    match = _HEALTH_IN_STATUS.search(status)
-    if not match:
-        return ""
-    return "starting" if "starting" in match[1] else match[1]
+        too_old = too_old or command
+    return too_old
 
 
 def _json_documents(stdout: str) -> list[dict[str, Any]]:
@@ -94,27 +87,7 @@ def parse_ps_v2(stdout: str) -> list[ServiceState]:
                 service=str(doc.get("Service", "")),
                 container=str(doc.get("Name", "")),
                 state=str(doc.get("State", "")).lower(),
-                health=str(doc.get("Health", "") or _health_from_status(str(doc.get("Status", "")))),
-                exit_code=int(doc.get("ExitCode") or 0),
-                published_ports=tuple(ports),
-            )
-        )
-    return sorted(states, key=lambda s: (s.service, s.container))
-
-
-def parse_podman_ps(stdout: str) -> list[ServiceState]:
-    """`podman ps -a --format json` (health only inside Status, e.g. "Up 2 minutes (healthy)")."""
-    states = []
-    for doc in _json_documents(stdout):
-        labels = doc.get("Labels") or {}
-        names = doc.get("Names") or [""]
-        ports = sorted({int(p["host_port"]) for p in doc.get("Ports") or [] if p.get("host_port")})
-        states.append(
-            ServiceState(
-                service=str(labels.get(SERVICE_LABEL, "")),
-                container=str(names[0]),
-                state=str(doc.get("State", "")).lower(),
-                health=_health_from_status(str(doc.get("Status", ""))),
+                health=str(doc.get("Health") or ""),  # against podman, Status never says "(healthy)"
                 exit_code=int(doc.get("ExitCode") or 0),
                 published_ports=tuple(ports),
             )
@@ -141,8 +114,13 @@ class ComposeProject:
         return args
 
 
-def up_argv(command: ComposeCommand, project: ComposeProject) -> list[str]:
-    return [*command.argv, *project.global_args(), "up", "-d"]
+def up_argv(command: ComposeCommand, project: ComposeProject, *, no_recreate: bool = False) -> list[str]:
+    """`up -d`; `no_recreate` when nothing compose reads changed: against podman 4.3, v2
+    recreates every running container on each `up` (podman's container list gives the network's
+    name as `NetworkID`, and v2 recreates a running container whose networks do not match by ID:
+    `checkExpectedNetworks` in docker/compose pkg/compose/convergence.go), which would restart
+    Postgres and kill running tasks only to start one stopped service."""
+    return [*command.argv, *project.global_args(), "up", "-d", *(["--no-recreate"] if no_recreate else [])]
 
 
 def down_argv(command: ComposeCommand, project: ComposeProject, *, volumes: bool = False) -> list[str]:
@@ -161,10 +139,8 @@ def logs_argv(
     return argv + list(services)
 
 
-def ps_argv(command: ComposeCommand, project: ComposeProject, runtime_cli: str) -> list[str]:
-    if command.major >= 2:
-        return [*command.argv, *project.global_args(), "ps", "--all", "--format", "json"]
-    return [runtime_cli, "ps", "--all", "--format", "json", "--filter", f"label={PROJECT_LABEL}={project.name}"]
+def ps_argv(command: ComposeCommand, project: ComposeProject) -> list[str]:
+    return [*command.argv, *project.global_args(), "ps", "--all", "--format", "json"]
 
 
 def exec_argv(
@@ -216,22 +192,21 @@ class Compose:
     _env: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.command.major < 2 and self.runtime.name != "podman":
-            raise PrerequisiteError(f"docker-compose {self.command.version} is too old for Docker", hint=COMPOSE_V2_HINT)
+        if self.command.major < 2:
+            raise PrerequisiteError(f"docker-compose {self.command.version} is Compose v1 (end of life)", hint=COMPOSE_V2_HINT)
         self._env = self.runtime.env
 
     def _run(self, argv: list[str], **kwargs: Any) -> Completed:
         return self.runner(argv, env=self._env, cwd=self.cwd, **kwargs)
 
-    def up(self, *, on_line: Callable[[str], None] | None = None, timeout: float | None = None) -> None:
-        self._run(up_argv(self.command, self.project), on_line=on_line, timeout=timeout)
+    def up(self, *, on_line: Callable[[str], None] | None = None, timeout: float | None = None, no_recreate: bool = False) -> None:
+        self._run(up_argv(self.command, self.project, no_recreate=no_recreate), on_line=on_line, timeout=timeout)
 
     def down(self, *, volumes: bool = False, on_line: Callable[[str], None] | None = None) -> None:
         self._run(down_argv(self.command, self.project, volumes=volumes), on_line=on_line)
 
     def ps(self) -> list[ServiceState]:
-        result = self._run(ps_argv(self.command, self.project, self.runtime.cli), timeout=60)
-        return parse_ps_v2(result.stdout) if self.command.major >= 2 else parse_podman_ps(result.stdout)
+        return parse_ps_v2(self._run(ps_argv(self.command, self.project), timeout=60).stdout)
 
     def logs(self, services: Sequence[str] = (), *, tail: int | None = None) -> str:
         return self._run(logs_argv(self.command, self.project, services, tail=tail), check=False, timeout=60).stdout

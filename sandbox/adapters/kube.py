@@ -96,7 +96,16 @@ def parse_node(obj: Mapping[str, Any]) -> Node:
         ready=conditions.get("Ready") == "True",
         unschedulable=bool(spec.get("unschedulable", False)),
         kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
+        pods_capacity=_count((status.get("capacity") or {}).get("pods")),
     )
+
+
+def _count(quantity: Any) -> int | None:
+    """A count-type Quantity as the API server writes it for pods ("110"); None if absent."""
+    try:
+        return int(quantity)
+    except (TypeError, ValueError):
+        return None
 
 
 def secret_token(obj: Mapping[str, Any]) -> str | None:
@@ -189,7 +198,8 @@ class KubeApi:
     def nodes(self) -> list[Node]:
         return [parse_node(item) for item in self._call("GET", "/api/v1/nodes").get("items", [])]
 
-    def label_node(self, name: str, labels: Mapping[str, str]) -> None:
+    def label_node(self, name: str, labels: Mapping[str, str | None]) -> None:
+        """Set labels; a None value removes that label (JSON merge patch, RFC 7386)."""
         self._call(
             "PATCH",
             f"/api/v1/nodes/{quote(name)}",

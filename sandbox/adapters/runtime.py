@@ -27,7 +27,10 @@ from sandbox.config import Settings
 from sandbox.errors import PrerequisiteError
 from sandbox.proc import Completed, Runner, run
 RuntimeName = Literal["docker", "podman"]
-PROBE_TIMEOUT_S = 3.0
+# An absent or dead socket fails at once (no file, connection refused); this bounds only a socket
+# that accepted. Measured: podman 4.3's /version and /info took 3.9 s and 4.4 s on a loaded
+# 2-core machine, and a 3 s limit made `sandbox status` call a busy podman "not answering".
+PROBE_TIMEOUT_S = 20.0
 ROOTFUL_PODMAN_SOCKET = "/run/podman/podman.sock"
 DOCKER_SOCKET = "/var/run/docker.sock"
 

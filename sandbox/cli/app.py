@@ -1,7 +1,8 @@
 """Root command: global options, command registration, and the one place errors become messages.
 
-Heavy libraries (airflow, kubernetes, docker) are imported inside the commands that need them,
-so `sandbox --help` stays fast.
+Every library beyond typer and rich's console (airflow, kubernetes, docker, rich's tables and
+live display) is imported inside the command that needs it, so `sandbox --help` stays fast
+(benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # click's plain help: typer's rich help loads rich.markdown and rich.traceback
 )
 
 
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_error(exc: Exception) -> None:
     """A missing argument, an unknown option, a bad value: one line, a hint, exit 2."""
     ctx = getattr(exc, "ctx", None)
-    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `sandbox`: Typer printed the help already
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `sandbox`: the help, as --help prints it
+        if ctx is not None:
+            print(ctx.get_help())
         sys.exit(0)
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     where = ctx.command_path if ctx is not None else "sandbox"

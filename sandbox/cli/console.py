@@ -1,4 +1,7 @@
-"""Rich output: one console on stderr for progress and errors, stdout for results."""
+"""Rich output: one console on stderr for progress and errors, stdout for results.
+
+The consoles are made on first use (`console.err`, `console.out`), so a command that prints
+nothing through rich (`--help`) never imports it."""
 
 from __future__ import annotations
 
@@ -7,25 +10,44 @@ import time
 from collections.abc import Iterator
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.console import Console
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """`err` and `out`, each made once, when first asked for."""
+    if name not in ("err", "out"):
+        raise AttributeError(name)
+    if name not in _consoles:
+        from rich.console import Console
+
+        _consoles[name] = Console(stderr=name == "err", highlight=False)
+    return _consoles[name]
+
+
+def escape(text: str) -> str:
+    """rich.markup.escape, imported when first needed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class RichReporter:
     """Spinner with the step name and elapsed time; the latest streamed line beside it."""
 
-    def __init__(self, console: Console = err, *, verbose: bool = False) -> None:
-        self.console = console
+    def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
+        self.console = console if console is not None else __getattr__("err")
         self.verbose = verbose
         self._show_line: Callable[[str], None] | None = None
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         started = time.monotonic()
         progress = Progress(
             SpinnerColumn(),
@@ -60,6 +82,7 @@ class RichReporter:
 
 def error(message: str, hint: str | None = None) -> None:
     # soft_wrap: tracebacks and command lines stay copy-pasteable when stderr is not a terminal.
+    err = __getattr__("err")
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if hint:
         err.print(f"[yellow]hint:[/] {escape(hint)}", soft_wrap=True)

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.cli.runs import _seconds, _state
 from sandbox.errors import UsageError
 
@@ -129,6 +128,8 @@ def compare(
 
 
 def _print_comparison(comparison: Comparison) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     if not comparison.columns:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.markup import escape
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 
 if TYPE_CHECKING:
     from sandbox.core.lint import LintReport

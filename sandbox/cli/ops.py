@@ -11,11 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.cli.runs import _print_run_summary, _seconds, _state, run_table
 
 if TYPE_CHECKING:
@@ -28,7 +26,7 @@ def _pause(ctx: typer.Context, dag_ids: list[str] | None, all_dags: bool, as_jso
     with ctx.obj.adapters().airflow() as api:
         changes = set_paused(api, dag_ids or [], paused=paused, all_dags=all_dags)
     if as_json:
-        console.out.print_json(json.dumps({"dags": [c.as_json() for c in changes]}))
+        console.out.print_json(json.dumps({"dags": [c.to_json() for c in changes]}))
         return
     word = "paused" if paused else "unpaused"
     for change in changes:
@@ -86,6 +84,8 @@ def clear(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Clear task instances so the scheduler runs them again, and follow the re-runs live."""
+    from rich.live import Live
+
     from sandbox.core.ops import ClearRequest
     from sandbox.core.ops import clear as core_clear
 
@@ -110,7 +110,7 @@ def clear(
             on_log=on_log,
         )
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_clear(result)
     if not result.ok:
@@ -118,6 +118,8 @@ def clear(
 
 
 def _print_clear(result: ClearResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     if result.dry_run:
@@ -150,12 +152,14 @@ def mark(
     with ctx.obj.adapters().airflow() as api:
         result = core_mark(api, settings, dag_id, day, task, state, downstream=downstream)
     if as_json:
-        console.out.print_json(json.dumps(result.as_json()))
+        console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_mark(result)
 
 
 def _print_mark(result: MarkResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     run = result.run
@@ -212,12 +216,14 @@ def runs(
     with ctx.obj.adapters().airflow() as api:
         report = runs_report(api, dag_id, states=tuple(states or ()), last=last)
     if as_json:
-        console.out.print_json(json.dumps(report.as_json()))
+        console.out.print_json(json.dumps(report.to_json()))
         return
     _print_runs(report)
 
 
 def _print_runs(report: RunsReport) -> None:
+    from rich.table import Table
+
     table = Table(title=f"runs of {escape(report.dag_id)} ({len(report.rows)})", title_justify="left")
     for header, _ in RUN_COLUMNS:
         table.add_column(header, justify="right" if header == "duration" else "left")

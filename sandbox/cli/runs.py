@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.errors import LintFailed, UsageError
 
 if TYPE_CHECKING:
-    from sandbox.adapters.airflow_api import TaskInstance
+    from rich.table import Table
+
+    from sandbox.adapters.airflow_api import DagRun, TaskInstance
     from sandbox.config import Settings
     from sandbox.core.follow import BackfillSnapshot, RunSnapshot
     from sandbox.core.runs import BackfillResult, DagsReport, RunResult
@@ -83,6 +83,8 @@ def _elapsed(ti: TaskInstance) -> float | None:
 
 
 def run_table(snapshot: RunSnapshot) -> Table:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     run = snapshot.run
@@ -101,6 +103,8 @@ def run_table(snapshot: RunSnapshot) -> Table:
 
 
 def backfill_table(snapshot: BackfillSnapshot) -> Table:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     bf = snapshot.backfill
@@ -117,6 +121,8 @@ def backfill_table(snapshot: BackfillSnapshot) -> Table:
 
 
 def _print_run_summary(result: RunResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     out = console.out
@@ -155,6 +161,8 @@ def run_dag(
 ) -> None:
     """Trigger one DAG run through the real scheduler and Celery and follow it to the end."""
     from sandbox.core.dates import format_logical_date, parse_logical_date
+    from rich.live import Live
+
     from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import RunRequest
     from sandbox.core.runs import run_dag as core_run_dag
@@ -176,7 +184,7 @@ def run_dag(
     with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
 
-        def on_started(run: Any, was_rerun: bool) -> None:
+        def on_started(run: DagRun, was_rerun: bool) -> None:
             action = "cleared and re-running" if was_rerun else "triggered"
             live.console.print(
                 f"{action} {escape(run.dag_id)} {format_logical_date(request.logical_date)}: "
@@ -216,6 +224,8 @@ def backfill(
 ) -> None:
     """Run a DAG over a date range with Airflow's backfill, a row per logical date."""
     from sandbox.core.dates import parse_logical_date
+    from rich.live import Live
+
     from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import BackfillRequest
     from sandbox.core.runs import backfill as core_backfill
@@ -249,6 +259,8 @@ def backfill(
 
 
 def _print_backfill_summary(result: BackfillResult) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     table = Table(title_justify="left")
@@ -279,6 +291,8 @@ def dags(
 
 
 def _print_dags(report: DagsReport) -> None:
+    from rich.table import Table
+
     from sandbox.core.dates import format_logical_date
 
     table = Table(title_justify="left")

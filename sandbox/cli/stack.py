@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,7 @@ from sandbox.cli import console
 from sandbox.errors import SandboxError, UsageError
 
 if TYPE_CHECKING:
+    from sandbox.config import Settings
     from sandbox.core.stack_status import StackStatus
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "skip": "[dim]-[/]", "fail": "[red]✗[/]"}
@@ -93,7 +94,7 @@ def status(
         raise typer.Exit(1)
 
 
-def _caps_json(settings: Any) -> dict[str, Any]:
+def _caps_json(settings: Settings) -> dict[str, Any]:
     """The concurrency caps Airflow runs with and the virtual node's budget (from settings:
     airflow_env() renders the former, `up` applies the latter as ResourceQuotas)."""
     return {
@@ -102,7 +103,7 @@ def _caps_json(settings: Any) -> dict[str, Any]:
     }
 
 
-def _render_status(result: StackStatus, settings: Any) -> None:
+def _render_status(result: StackStatus, settings: Settings) -> None:
     from sandbox.core.capacity import describe
 
     out = console.out
@@ -115,8 +116,10 @@ def _render_status(result: StackStatus, settings: Any) -> None:
             extra = ""
             if node.is_virtual_node:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()) if not k.startswith("node-role"))
-                extra = f"  labels: {labels}  taints: {', '.join(node.taints)}"
-            out.print(f"  {mark} {node.name} ({'virtual node' if node.is_virtual_node else node.role}){extra}", markup=True)
+                extra = f"  pods: {node.pods_capacity}  labels: {labels}  taints: {', '.join(node.taints)}"
+            out.print(f"  {mark} {node.name} ({node.kind}){extra}", markup=True)
+        for note in cluster.notes:
+            out.print(f"  note: {note}", markup=False)
     if result.services or result.missing_services:
         out.print("[bold]services[/]")
         for s in result.services:

@@ -31,12 +31,12 @@ MIN_FILE_PROCESS_INTERVAL_S = 600
 # Fewer pooled Celery processes than the default 16: ~170 MB less PSS at idle.
 WORKER_CONCURRENCY = 4
 # Write a re-parsed DAG at once: with the default 30 s an edit saved within 30 s of the last
-# parse is dropped until the next periodic re-parse, and run-dag would run the old code
-# (test_an_edited_dag_runs_its_new_code). Unchanged DAGs are still not rewritten (hash check).
+# parse is dropped until the next periodic re-parse, and run-dag would run the old code.
+# Unchanged DAGs are still not rewritten (hash check).
 MIN_SERIALIZED_DAG_UPDATE_S = 0
 # A task whose worker died (container killed, laptop slept) is failed and retried after this
 # long instead of Airflow's 300 s; supervisors heartbeat every 5 s ([workers]
-# min_heartbeat_interval), so 30 s is six missed beats. Proven by test_worker_killed_mid_run.
+# min_heartbeat_interval), so 30 s is six missed beats.
 TASK_HEARTBEAT_TIMEOUT_S = 30
 TASK_HEARTBEAT_CHECK_S = 5
 # The variables those knobs set: benchmarks/airflow_latency.py removes them for its baseline.
@@ -50,6 +50,10 @@ TUNING_KEYS: tuple[str, ...] = (
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL",
 )
+
+# What the DAG helper (sample_dags/sandbox_tasks) reads to aim pod tasks at the profile's
+# virtual node; `sandbox lint` sets it too while it parses DAG files.
+PROFILE_ENV = "SANDBOX_PROFILE"
 
 DB_USER = "airflow"
 DB_NAME = "airflow"
@@ -170,6 +174,7 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
     if topology.blob_endpoint is not None:
         env[blob.BLOB_ENV] = blob.connection_string(topology.blob_endpoint)
     env["SANDBOX_TASK_NAMESPACE"] = settings.task_namespace
+    env[PROFILE_ENV] = settings.profile
     env["SANDBOX_CLUSTER"] = "kind" if topology.kubeconfig is not None else "none"
     return env
 

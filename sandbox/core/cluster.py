@@ -17,35 +17,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sandbox.models import Node
 from sandbox.config import Settings
-from sandbox.core.ports import KindApi
 from sandbox.core.kind_config import (
-    POST_CREATE_LABELS,
-    VIRTUAL_NODE_LABELS,
+    PROFILE_LABEL_KEYS,
     VIRTUAL_NODE_TAINT,
+    VIRTUAL_NODE_TYPE,
     NodeSpec,
     declared_nodes,
+    kind_of_labels,
     load_kind_config,
+    render_kind_config,
+    virtual_node_kind,
 )
+from sandbox.core.ports import KindApi
+from sandbox.core.tools import KIND_MISSING_HINT
 from sandbox.errors import ClusterError, CommandFailed, KubeApiError, SandboxError, ToolMissing
+from sandbox.models import Node
 from sandbox.progress import Reporter
-from sandbox.core.wiring import KIND_MISSING_HINT
 from sandbox.state import StateDir, write_private, write_private_if_changed
 from sandbox.text import last_line
 from sandbox.waiting import NotReady, wait_until
 
 T = TypeVar("T")
-# Labels `up` sets through the API when absent: those kubelet refuses, plus the OS labels kubelet
-# normally sets itself (the deprecated beta one is what the AKS docs' nodeSelector names; a future
-# kubelet may stop setting it). `type` is never repaired: without it the config is wrong.
-API_LABELS = {**POST_CREATE_LABELS, "kubernetes.io/os": "linux", "beta.kubernetes.io/os": "linux"}
 RECREATE_HINT = "recreate the cluster: `sandbox down --purge && sandbox up`"
+# `down` deletes the cluster but keeps the Airflow database volume, images and .sandbox/.
+RECREATE_KEEPING_DATA = "`sandbox down && sandbox up` recreates the cluster (your Airflow database and images are kept)"
 
 
 class NodesApi(Protocol):
     def nodes(self) -> list[Node]: ...
-    def label_node(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def label_node(self, name: str, labels: Mapping[str, str | None]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,13 @@ def ensure_cluster(
         with reporter.step(f"delete incomplete cluster {name}"):
             _kind(f"delete cluster {name}", lambda: kind.delete(name, kubeconfig=state.admin_kubeconfig))
     _write_record(state, ClusterRecord(name, "creating", digest))
+    rendered = state.rendered_kind_config
+    write_private(rendered, render_kind_config(settings.kind_config.read_text(), settings.profile))
     with reporter.step(f"create kind cluster {name}"):
         try:
             kind.create(
                 name,
-                settings.kind_config,
+                rendered,
                 wait=f"{int(settings.timeouts.node_ready)}s",
                 on_line=reporter.output,
                 kubeconfig=state.admin_kubeconfig,
@@ -177,7 +180,8 @@ def _tail(stderr: str) -> str:
 
 
 def verify_nodes(specs: Sequence[NodeSpec], nodes: Sequence[Node]) -> list[str]:
-    """What keeps the cluster from matching AKS: each missing label/taint, by node (empty = fine)."""
+    """What keeps the cluster from matching AKS: each missing or stray label, missing taint, by
+    node (empty = fine). Pod capacity is not checked here: see `capacity_note`."""
     by_name = {n.name: n for n in nodes}
     problems = []
     for spec in specs:
@@ -186,10 +190,14 @@ def verify_nodes(specs: Sequence[NodeSpec], nodes: Sequence[Node]) -> list[str]:
             problems.append(f"node {spec.name} does not exist")
             continue
         if spec.is_virtual_node:
-            for key, value in {**VIRTUAL_NODE_LABELS, **POST_CREATE_LABELS}.items():
-                if key not in node.labels:
+            for key, value in _label_changes(spec, node, _VIRTUAL_KEYS).items():
+                if value is None:
+                    problems.append(
+                        f"virtual node {spec.name} has label {key}={node.labels[key]}, which this profile's lacks"
+                    )
+                elif key not in node.labels:
                     problems.append(f"virtual node {spec.name} lacks label {key}={value}")
-                elif node.labels[key] != value:
+                else:
                     problems.append(
                         f"virtual node {spec.name} has label {key}={node.labels[key]}, expected {value}"
                     )
@@ -200,6 +208,39 @@ def verify_nodes(specs: Sequence[NodeSpec], nodes: Sequence[Node]) -> list[str]:
                 f"node {spec.name} carries the virtual-node taint {VIRTUAL_NODE_TAINT.key} but is not the virtual node"
             )
     return problems
+
+
+def _label_changes(spec: NodeSpec, node: Node, keys: frozenset[str]) -> dict[str, str | None]:
+    """The label changes among `keys` that make `node` the virtual node `spec` declares: set what
+    is missing or different, remove (None) what only another profile's virtual node carries."""
+    changes: dict[str, str | None] = {
+        k: v for k, v in spec.labels.items() if k in keys and node.labels.get(k) != v
+    }
+    changes.update({k: None for k in PROFILE_LABEL_KEYS if k in node.labels and k not in spec.labels})
+    return changes
+
+
+# The labels that make a node the virtual node: every profile's own, and the OS labels (kubelet
+# sets them, but the deprecated beta one is what the AKS v1 docs' nodeSelector names and a future
+# kubelet may stop setting it). kubernetes.io/hostname and arch are kubelet's alone.
+_VIRTUAL_KEYS = PROFILE_LABEL_KEYS | {"kubernetes.io/os", "beta.kubernetes.io/os"}
+# What `up` sets through the API: all of them but `type`, which marks the worker in
+# kind-config.yaml (a node without it was not made from that file: recreate, do not patch).
+_RELABEL_KEYS = _VIRTUAL_KEYS - {VIRTUAL_NODE_TYPE[0]}
+
+
+def capacity_note(spec: NodeSpec, node: Node) -> str | None:
+    """One line when the virtual node's pod capacity is not the profile's. Kubelet reads
+    --max-pods when it starts and reports it as status.capacity.pods on every status update, so
+    neither a relabel nor a PATCH of the status can change it: only a new node can."""
+    if spec.pods_capacity is None or node.pods_capacity in (None, spec.pods_capacity):
+        return None  # no capacity in the profile, none reported yet, or the right one
+    kind = kind_of_labels(spec.labels)
+    title = kind.title if kind else "the virtual node"
+    return (
+        f"virtual node {spec.name} takes {node.pods_capacity} pods; a {title} takes "
+        f"{spec.pods_capacity}: {RECREATE_KEEPING_DATA} with that capacity"
+    )
 
 
 def _ready_nodes(kube: NodesApi, specs: Sequence[NodeSpec]) -> list[Node]:
@@ -220,7 +261,11 @@ def _ready_nodes(kube: NodesApi, specs: Sequence[NodeSpec]) -> list[Node]:
 
 
 def ensure_virtual_node(settings: Settings, kube: NodesApi, reporter: Reporter) -> None:
-    """Wait for every node Ready, add the labels kubelet refuses, verify every label and taint."""
+    """Wait for every node Ready, give the virtual node the profile's labels through the API
+    (those kubelet refuses, and all of them after a profile switch: kubelet applies --node-labels
+    only when it registers a node, and on an existing node reconciles only its default labels,
+    kubernetes pkg/kubelet/kubelet_node_status.go updateDefaultLabels), verify every label and
+    taint, and say so when the pod capacity needs a new cluster."""
     specs = declared_nodes(settings)
     with reporter.step("wait for nodes Ready"):
         nodes = wait_until(
@@ -230,19 +275,27 @@ def ensure_virtual_node(settings: Settings, kube: NodesApi, reporter: Reporter) 
             interval=1.0,
             hint=f"`kubectl --kubeconfig .sandbox/kubeconfig-admin describe nodes` shows why; {RECREATE_HINT}",
         )
-    with reporter.step("label and verify the virtual node"):
+    title = virtual_node_kind(settings.profile).title
+    with reporter.step(f"label and verify the virtual node ({title})"):
         by_name = {n.name: n for n in nodes}
+        relabelled = False
         for spec in (s for s in specs if s.is_virtual_node):
-            current = by_name[spec.name].labels
-            missing = {k: v for k, v in API_LABELS.items() if current.get(k) != v}
-            if missing:
-                kube.label_node(spec.name, missing)
-                nodes = None  # re-read below
-        problems = verify_nodes(specs, nodes if nodes is not None else kube.nodes())
+            changes = _label_changes(spec, by_name[spec.name], _RELABEL_KEYS)
+            if changes:
+                kube.label_node(spec.name, changes)
+                relabelled = True
+        if relabelled:
+            nodes = kube.nodes()
+        problems = verify_nodes(specs, nodes)
         if problems:
             raise ClusterError(
                 "the virtual node does not match AKS's: " + "; ".join(problems), hint=RECREATE_HINT
             )
+    by_name = {n.name: n for n in nodes}
+    for spec in (s for s in specs if s.is_virtual_node):
+        note = capacity_note(spec, by_name[spec.name])
+        if note:
+            reporter.info(note)
 
 
 @dataclass(frozen=True)
@@ -253,6 +306,8 @@ class NodeStatus:
     is_virtual_node: bool
     labels: Mapping[str, str]
     taints: tuple[str, ...]
+    kind: str = ""  # what the live node is: its role, or which profile's virtual node its labels make it
+    pods_capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +318,7 @@ class ClusterStatus:
     nodes: tuple[NodeStatus, ...] = ()
     virtual_node_verified: bool = False
     problems: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # worth knowing, not unhealthy (pod capacity)
 
     @property
     def ok(self) -> bool:
@@ -304,22 +360,55 @@ def cluster_status(settings: Settings, kind: KindApi, kube: NodesApi | None) -> 
     except SandboxError as exc:
         return ClusterStatus(name, True, ours, problems=(*problems, exc.message))
     roles = {s.name: s for s in specs}
-    statuses = tuple(
-        NodeStatus(
-            name=n.name,
-            role=roles[n.name].role if n.name in roles else "unknown",
-            ready=n.ready,
-            is_virtual_node=n.name in roles and roles[n.name].is_virtual_node,
-            labels=dict(n.labels),
-            taints=tuple(str(t) for t in n.taints),
-        )
-        for n in nodes
-    )
-    verification = verify_nodes(specs, nodes)
+    statuses = tuple(_node_status(n, roles.get(n.name)) for n in nodes)
     problems += [f"node {n.name} is not Ready" for n in nodes if not n.ready]
+    wanted = virtual_node_kind(settings.profile)
+    by_name = {n.name: n for n in nodes}
+    other_profiles = {  # a virtual node that is wholly another profile's: one line, not one per label
+        s.name: live
+        for s in specs
+        if s.is_virtual_node and s.name in by_name
+        and (live := kind_of_labels(by_name[s.name].labels)) is not None and live is not wanted
+    }
+    verification = verify_nodes([s for s in specs if s.name not in other_profiles], nodes)
+    verification += [
+        f"virtual node {name} is a {live.title} but the profile is {wanted.profile}: run `sandbox up` to relabel it"
+        for name, live in other_profiles.items()
+    ]
+    notes = [
+        note
+        for s in specs
+        if s.is_virtual_node and s.name in by_name and s.name not in other_profiles
+        and (note := capacity_note(s, by_name[s.name]))
+    ]
     problems += verification
     return ClusterStatus(
-        name, True, ours, statuses, virtual_node_verified=not verification, problems=tuple(problems)
+        name,
+        True,
+        ours,
+        statuses,
+        virtual_node_verified=not verification,
+        problems=tuple(problems),
+        notes=tuple(notes),
+    )
+
+
+def _node_status(node: Node, spec: NodeSpec | None) -> NodeStatus:
+    is_virtual = spec is not None and spec.is_virtual_node
+    if is_virtual:
+        live = kind_of_labels(node.labels)
+        kind = live.title if live else "virtual node (its labels match no profile)"
+    else:
+        kind = spec.role if spec is not None else "unknown"
+    return NodeStatus(
+        name=node.name,
+        role=spec.role if spec is not None else "unknown",
+        ready=node.ready,
+        is_virtual_node=is_virtual,
+        labels=dict(node.labels),
+        taints=tuple(str(t) for t in node.taints),
+        kind=kind,
+        pods_capacity=node.pods_capacity,
     )
 
 

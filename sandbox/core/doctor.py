@@ -100,13 +100,13 @@ def check_memory(runtime: Runtime) -> Check:
 
 
 def check_compose(runtime: Runtime, command: ComposeCommand | None) -> Check:
+    why = "the Airflow stack is a Compose v2 project"
     if command is None:
-        if runtime.name == "podman":
-            fix = "install Docker Compose v2 or `docker-compose` (Debian/Ubuntu: `apt-get install docker-compose`)"
-        else:
-            fix = COMPOSE_V2_HINT
-        return Check("compose", "fail", "no usable compose implementation found", "the Airflow stack is a compose project", fix)
-    return Check("compose", "ok", f"`{' '.join(command.argv)}` {command.version}")
+        return Check("compose", "fail", "Docker Compose v2 not found", why, COMPOSE_V2_HINT)
+    found = f"`{' '.join(command.argv)}` {command.version}"
+    if command.major < 2:
+        return Check("compose", "fail", f"{found} is Compose v1, which reached end of life in July 2023", why, COMPOSE_V2_HINT)
+    return Check("compose", "ok", found)
 
 
 def check_tool(name: str, found: Path | SandboxError | None) -> Check:

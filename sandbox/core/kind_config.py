@@ -1,9 +1,12 @@
-"""kind-config.yaml: parse, validate, and predict the nodes `sandbox up` will produce.
+"""kind-config.yaml: parse, validate, render for the profile, and predict the nodes `sandbox up`
+will produce.
 
-The virtual node is a kind worker that carries the AKS virtual node's identity: the label
-type=virtual-kubelet (kind config), the taint virtual-kubelet.io/provider=azure:NoSchedule
-(kubeadm JoinConfiguration, so it exists from registration on), and the labels kubelet refuses to
-set on itself, applied through the API by `sandbox up` (POST_CREATE_LABELS).
+The virtual node is a kind worker that carries the identity of the AKS virtual node of the
+profile (VIRTUAL_NODE_KINDS): the label type=virtual-kubelet (kind-config.yaml marks the worker
+with it), the taint virtual-kubelet.io/provider=azure:NoSchedule (kubeadm JoinConfiguration, so it
+exists from registration on), the profile's own labels and pod capacity (added to the config kind
+receives, `render_kind_config`), and the labels kubelet refuses to set on itself, applied through
+the API by `sandbox up`.
 """
 
 from __future__ import annotations
@@ -30,26 +33,100 @@ class NodeSpec:
     labels: Mapping[str, str]
     taints: tuple[Taint, ...]
     is_virtual_node: bool
+    pods_capacity: int | None = None  # None: kubelet's default (not part of the profile)
 
 
-# What AKS's virtual node (virtual-kubelet, azure-aci provider) carries and what the AKS docs'
-# nodeSelector for it names: type, kubernetes.io/role, (beta.)kubernetes.io/os.
-VIRTUAL_NODE_LABELS: dict[str, str] = {
-    "type": "virtual-kubelet",
-    "kubernetes.io/role": "agent",
-    "kubernetes.io/os": "linux",
-    "beta.kubernetes.io/os": "linux",
-}
+# The taint both kinds of AKS virtual node carry. v1 (virtual-kubelet azure-aci) registers
+# virtual-kubelet.io/provider=azure:NoSchedule (its node as seen in virtual-kubelet/azure-aci#90).
+# For v2 the key and effect are what every pod in microsoft/virtualnodesOnAzureContainerInstances
+# (README, Docs/NodeCustomizations.md, Docs/PodCustomizations.md) tolerates, always with
+# operator Exists; its value is not documented, so the sandbox keeps v1's.
 VIRTUAL_NODE_TAINT = Taint("virtual-kubelet.io/provider", "azure", "NoSchedule")
+VIRTUAL_NODE_TYPE = ("type", "virtual-kubelet")  # marks the virtual-node worker in kind-config.yaml
 
-# Applied by `up` through the API: kubelet refuses kubernetes.io/role (kind then hangs at "Joining
-# worker nodes") and the alpha service-controller label. The two load-balancer exclusions are what
-# virtual-kubelet sets on its node; they keep Service load balancers off it as on AKS.
-POST_CREATE_LABELS: dict[str, str] = {
-    "kubernetes.io/role": "agent",
-    "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
-    "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+
+@dataclass(frozen=True)
+class VirtualNodeKind:
+    """What the AKS virtual node of one profile looks like to the scheduler and to `kubectl`.
+
+    `kind_labels` are set at registration (kind-config.yaml's `labels:` plus what
+    `render_kind_config` adds, passed to kubelet's --node-labels); `api_labels` by `sandbox up`
+    through the API (kubelet refuses kubernetes.io/role for itself, and may stop setting the
+    deprecated beta OS label). `max_pods` is kubelet's --max-pods (None: kubelet's default, 110).
+    """
+
+    profile: str
+    title: str
+    kind_labels: Mapping[str, str]
+    api_labels: Mapping[str, str]
+    max_pods: int | None
+    selector: Mapping[str, str]  # the nodeSelector its documentation gives pods
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**self.kind_labels, **self.api_labels}
+
+
+_OS_LABELS = {"kubernetes.io/os": "linux", "beta.kubernetes.io/os": "linux"}
+VIRTUAL_NODE_KINDS: dict[str, VirtualNodeKind] = {
+    # AKS virtual nodes (the add-on: virtual-kubelet with the azure-aci provider). The AKS docs'
+    # nodeSelector for it names type, kubernetes.io/role and beta.kubernetes.io/os; the two
+    # load-balancer exclusions are what azure-aci's ConfigureNode sets on its node
+    # (virtual-kubelet/azure-aci pkg/provider). Its pod capacity (azure-aci's default 5000, or
+    # ACI_QUOTA_POD) is not simulated: the kind worker keeps kubelet's default.
+    "aci-v1": VirtualNodeKind(
+        profile="aci-v1",
+        title="virtual node v1 (virtual-kubelet azure-aci)",
+        kind_labels={VIRTUAL_NODE_TYPE[0]: VIRTUAL_NODE_TYPE[1]},
+        api_labels={
+            "kubernetes.io/role": "agent",
+            **_OS_LABELS,
+            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        },
+        max_pods=None,
+        selector={"kubernetes.io/role": "agent", "beta.kubernetes.io/os": "linux", "type": "virtual-kubelet"},
+    ),
+    # Virtual nodes v2 (microsoft/virtualnodesOnAzureContainerInstances): pods select it with
+    # virtualization=virtualnode2 (README, Docs/NodeCustomizations.md); Docs/PodCustomizations.md
+    # selects type=virtual-kubelet and virtualization=virtualnode2 together, so it carries both;
+    # `kubectl get nodes` in the README (Docs/Pictures/vn_k8s_nodeready.png) shows ROLES `agent`,
+    # i.e. kubernetes.io/role=agent. "Each virtual node supports 200 pods" (README, Configuration
+    # Considerations; Docs/NodeCustomizations.md: "can at most support 200 pods each").
+    "aci-v2": VirtualNodeKind(
+        profile="aci-v2",
+        title="virtual node v2 (virtualnodesOnAzureContainerInstances)",
+        kind_labels={VIRTUAL_NODE_TYPE[0]: VIRTUAL_NODE_TYPE[1], "virtualization": "virtualnode2"},
+        api_labels={"kubernetes.io/role": "agent", **_OS_LABELS},
+        max_pods=200,
+        selector={"virtualization": "virtualnode2"},
+    ),
 }
+# Every label some profile's virtual node carries beyond kubelet's own: the ones another
+# profile's node lacks are removed when `up` relabels the node for a new profile.
+PROFILE_LABEL_KEYS = frozenset(
+    k for kind in VIRTUAL_NODE_KINDS.values() for k in kind.labels if k not in _OS_LABELS
+)
+
+
+def virtual_node_kind(profile: str) -> VirtualNodeKind:
+    try:
+        return VIRTUAL_NODE_KINDS[profile]
+    except KeyError:
+        raise ConfigError(
+            f"unknown profile {profile!r}", hint=f"use one of: {', '.join(VIRTUAL_NODE_KINDS)}"
+        ) from None
+
+
+def kind_of_labels(labels: Mapping[str, str]) -> VirtualNodeKind | None:
+    """The profile whose virtual node a live node's labels describe (None: neither fully)."""
+    for kind in VIRTUAL_NODE_KINDS.values():
+        own = kind.labels
+        stray = PROFILE_LABEL_KEYS - own.keys()
+        if all(labels.get(k) == v for k, v in own.items()) and not stray & labels.keys():
+            return kind
+    return None
+
 
 CONTROL_PLANE_TAINT = Taint("node-role.kubernetes.io/control-plane", "", "NoSchedule")
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -93,7 +170,7 @@ class KindNode:
 
     @property
     def is_virtual_node(self) -> bool:
-        return self.role == "worker" and self.labels.get("type") == VIRTUAL_NODE_LABELS["type"]
+        return self.role == "worker" and self.labels.get(VIRTUAL_NODE_TYPE[0]) == VIRTUAL_NODE_TYPE[1]
 
 
 @dataclass(frozen=True)
@@ -144,6 +221,13 @@ def parse_kind_config(text: str, path: Path) -> KindClusterConfig:
             hint="add a worker with `labels: {type: virtual-kubelet}` and the taint patch; " + _FIX,
         )
     for node in virtual:
+        owned = sorted(k for k in node.labels if k in PROFILE_LABEL_KEYS and k != VIRTUAL_NODE_TYPE[0])
+        if owned:
+            raise ConfigError(
+                f"{path}: the virtual-node worker sets {', '.join(owned)}, which the profile decides",
+                hint='remove it from kind-config.yaml; choose the kind of virtual node with `profile = '
+                '"aci-v1"` or `"aci-v2"` in sandbox.toml (or SANDBOX_PROFILE)',
+            )
         if VIRTUAL_NODE_TAINT not in node.join_taints:
             raise ConfigError(
                 f"{path}: the virtual-node worker lacks the taint {VIRTUAL_NODE_TAINT} in a "
@@ -220,9 +304,57 @@ def host_arch() -> str:
     )
 
 
-def declared_nodes(settings: Settings, config: KindClusterConfig | None = None) -> list[NodeSpec]:
-    """The nodes as they will exist after `sandbox up` (kind's names, kubelet's default labels)."""
+def render_kind_config(text: str, profile: str) -> str:
+    """The config kind gets: kind-config.yaml with the profile's labels and --max-pods on the
+    virtual-node worker(s). Both only take effect when the node registers (kubelet applies
+    --node-labels only when it registers the node, --max-pods when it starts; kubeadm's
+    JoinConfiguration only at join), so a profile switch on an existing cluster relabels through
+    the API (`sandbox.core.cluster.ensure_virtual_node`).
+
+    --max-pods goes in as an unversioned JoinConfiguration patch whose kubeletExtraArgs kind merges
+    by name into its own (node-ip, provider-id, node-labels) for kubeadm v1beta4, converting the
+    map form (kind pkg/internal/patch/kubeadm_merge.go, since v0.32.0); the kubelet flag is
+    --max-pods (kubernetes cmd/kubelet/app/options/options.go).
+    """
+    kind = virtual_node_kind(profile)
+    raw = yaml.safe_load(text)
+    for node in raw["nodes"]:
+        labels = node.get("labels") or {}
+        if node.get("role") != "worker" or labels.get(VIRTUAL_NODE_TYPE[0]) != VIRTUAL_NODE_TYPE[1]:
+            continue
+        node["labels"] = {**labels, **kind.kind_labels}
+        if kind.max_pods is not None:
+            patch = {
+                "kind": "JoinConfiguration",
+                "nodeRegistration": {"kubeletExtraArgs": {"max-pods": str(kind.max_pods)}},
+            }
+            node["kubeadmConfigPatches"] = [
+                *(node.get("kubeadmConfigPatches") or []),
+                yaml.safe_dump(patch, sort_keys=False),
+            ]
+    header = f"# Rendered by `sandbox up` from kind-config.yaml for profile {profile}; edit that file.\n"
+    return header + yaml.dump(raw, Dumper=_BlockDumper, sort_keys=False)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the kubeadm patches) as `|` blocks, readable as in kind-config.yaml."""
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None
+    ),
+)
+
+
+def declared_nodes(
+    settings: Settings, config: KindClusterConfig | None = None, *, profile: str | None = None
+) -> list[NodeSpec]:
+    """The nodes as they will exist after `sandbox up` for `profile` (default: the settings'):
+    kind's names, kubelet's default labels, the profile's virtual node."""
     config = config or load_kind_config(settings.kind_config)
+    kind = virtual_node_kind(profile or settings.profile)
     arch = host_arch()
     names = node_names(settings.cluster_name, [n.role for n in config.nodes])
     specs = []
@@ -241,8 +373,7 @@ def declared_nodes(settings: Settings, config: KindClusterConfig | None = None) 
             labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
             taints.insert(0, CONTROL_PLANE_TAINT)
         if node.is_virtual_node:
-            labels.update(VIRTUAL_NODE_LABELS)
-            labels.update(POST_CREATE_LABELS)
+            labels.update(kind.labels)
         specs.append(
             NodeSpec(
                 name=name,
@@ -250,6 +381,7 @@ def declared_nodes(settings: Settings, config: KindClusterConfig | None = None) 
                 labels=labels,
                 taints=tuple(taints),
                 is_virtual_node=node.is_virtual_node,
+                pods_capacity=kind.max_pods if node.is_virtual_node else None,
             )
         )
     return specs

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import PROFILES, Settings
-from sandbox.core.kind_config import NodeSpec, declared_nodes
-from sandbox.core.placement import predict
+from sandbox.core.airflow_config import PROFILE_ENV
 from sandbox.core.images.records import RECORD_ENV
+from sandbox.core.kind_config import VIRTUAL_NODE_TAINT, NodeSpec, declared_nodes, virtual_node_kind
+from sandbox.core.placement import predict
 from sandbox.core.policy import check_pod
 from sandbox.errors import ConfigError, UsageError
 from sandbox.text import last_line
@@ -155,9 +156,9 @@ def lint_dags(
             f"DAGs folder {folder} does not exist",
             hint="pass the folder holding your DAG files, e.g. `sandbox lint sample_dags`",
         )
-    nodes = declared_nodes(settings)
+    nodes = declared_nodes(settings, profile=profile)
     planned = planned_images(settings)
-    with _quiet():
+    with _quiet(), _environment({PROFILE_ENV: profile}):
         return _lint_folder(folder, profile, nodes, dag_ids, planned)
 
 
@@ -206,12 +207,13 @@ def _lint_task(
     violations: list[Finding] = []
     warnings: list[Finding] = []
     if placement.target == "unschedulable":
+        selector = ", ".join(f"{k}={v}" for k, v in virtual_node_kind(profile).selector.items())
         violations.append(
             Finding(
                 "unschedulable",
-                "no sandbox node accepts this pod: to run on the virtual node select "
-                "type=virtual-kubelet and tolerate virtual-kubelet.io/provider, to run on a "
-                "worker drop the selector or affinity",
+                f"no sandbox node accepts this pod: to run on the {profile} virtual node select "
+                f"{selector} and tolerate {VIRTUAL_NODE_TAINT.key}, to run on a worker drop the "
+                "selector or affinity",
             )
         )
     elif placement.reaches_virtual_node:
@@ -223,6 +225,21 @@ def _lint_task(
         dag.dag_id, task.task_id, file, placement.target, placement.reason,
         tuple(violations), tuple(warnings),
     )
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables while DAG files are parsed (what DAG helpers read), then restore."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager
@@ -274,15 +291,8 @@ def _planned_image_record(planned: Mapping[str, str]) -> Iterator[None]:
     with tempfile.TemporaryDirectory(prefix="sandbox-lint-") as tmp:
         record = Path(tmp) / "images.json"
         record.write_text(json.dumps({"images": {n: {"image": r} for n, r in planned.items()}}))
-        previous = os.environ.get(RECORD_ENV)
-        os.environ[RECORD_ENV] = str(record)
-        try:
+        with _environment({RECORD_ENV: str(record)}):
             yield
-        finally:
-            if previous is None:
-                os.environ.pop(RECORD_ENV, None)
-            else:
-                os.environ[RECORD_ENV] = previous
 
 
 def planned_images(settings: Settings) -> dict[str, str]:

@@ -72,7 +72,7 @@ class PauseChange:
     was_paused: bool
     paused: bool
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "was_paused": self.was_paused, "paused": self.paused}
 
 
@@ -119,7 +119,7 @@ class ClearResult:
     def ok(self) -> bool:
         return all(r.ok for r in self.runs)
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "dry_run": self.dry_run,
@@ -221,7 +221,7 @@ class MarkResult:
     tasks: tuple[TaskInstance, ...]  # the run's task instances after the change
     url: str
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "run_id": self.run.run_id,
@@ -287,7 +287,7 @@ class RunRow:
             dict(metrics or {}),
         )
 
-    def as_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "logical_date": self.logical_date.isoformat() if self.logical_date else None,
@@ -304,8 +304,8 @@ class RunsReport:
     dag_id: str
     rows: tuple[RunRow, ...]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "runs": [r.as_json() for r in self.rows]}
+    def to_json(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "runs": [r.to_json() for r in self.rows]}
 
 
 def runs_report(

@@ -4,7 +4,9 @@ for the cluster and evaluated locally for `sandbox lint` — one set of CEL expr
 The cluster gets two ValidatingAdmissionPolicies per profile (admissionregistration.k8s.io/v1,
 GA in Kubernetes 1.30): one holding the deny rules, bound with validationActions [Deny], and one
 holding the warn rules, bound with [Warn]. The action belongs to a binding, not to a validation,
-hence two policies. Both match pod CREATEs that tolerate the virtual node's taint.
+hence two policies. Both match pod CREATEs that tolerate the virtual node's taint, which the
+virtual nodes of both profiles carry (sandbox.core.kind_config.VIRTUAL_NODE_TAINT): the profile
+changes the rules and the node's labels, not which tolerations reach the node.
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ def ensure_stack(
     compose = adapters.compose(mode)
     fingerprint = stack_fingerprint(compose.project.files, state)
     recorded = state.stack_fingerprint
-    if recorded.exists() and recorded.read_text() == fingerprint:
+    unchanged = recorded.exists() and recorded.read_text() == fingerprint
+    if unchanged:
         with reporter.step("verify the Airflow stack"):
             try:
                 states = _all_healthy(compose, expected_services(compose))
@@ -129,7 +130,9 @@ def ensure_stack(
     with driving_healthchecks(adapters.runtime, compose.healthcheck_containers, runner=adapters.runner):
         with reporter.step("airflow stack (compose up)"):
             try:
-                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up)
+                # Unchanged: only start what is missing or stopped (a killed worker), never
+                # recreate the healthy rest (see compose.up_argv).
+                compose.up(on_line=reporter.output, timeout=settings.timeouts.stack_up, no_recreate=unchanged)
             except CommandFailed as exc:
                 raise _stack_failure(compose, exc) from None
         with reporter.step("wait for every service to be healthy"):

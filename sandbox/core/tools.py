@@ -58,6 +58,7 @@ TOOLS: dict[str, ToolSpec] = {
         checksum_suffix=".sha256",
     ),
 }
+KIND_MISSING_HINT = "`sandbox up` downloads a pinned kind; or install it: https://kind.sigs.k8s.io"
 
 
 def spec(name: str) -> ToolSpec:

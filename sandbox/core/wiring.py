@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from sandbox.adapters.runtime import Runtime
     from sandbox.core.stack_files import Mode
 
-KIND_MISSING_HINT = "`sandbox up` downloads a pinned kind; or install it: https://kind.sigs.k8s.io"
 _UNSET = object()
 
 
@@ -101,6 +100,8 @@ class Adapters:
             else:
                 binary = self.tools.find("kind")
                 if binary is None:
+                    from sandbox.core.tools import KIND_MISSING_HINT
+
                     raise ToolMissing("kind", hint=KIND_MISSING_HINT)
             self._kind = KindCli(str(binary), provider=self.runtime.kind_provider, runner=self.runner)
         return self._kind

@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import standins  # noqa: E402
-from support import require, require_tool  # noqa: E402
+from harness import COMPOSE_FILE, Project, new_project  # noqa: E402
+from support import require, require_compose_v2, require_tool  # noqa: E402
 
 DEFAULT_SOCKET = "unix:///run/podman/podman.sock"
 
@@ -42,3 +43,17 @@ def standin_images(docker_client: Any) -> dict[str, str]:
     return standins.ensure_standins(lambda line: print(line, file=sys.stderr))
 
 
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, standin_images: dict[str, str]) -> Iterator[Project]:
+    """One sandbox project on the unmodified compose file, shared by the stack and fault tests
+    (a cold `up` costs minutes here). Its first test brings it up; each later module's first
+    test runs `up` again, a fast no-op when the stack is already healthy."""
+    require_compose_v2()
+    project = new_project(tmp_path_factory.mktemp("stack") / "project", COMPOSE_FILE)
+    try:
+        yield project
+    finally:
+        project.sandbox("down", "--purge", "--yes", timeout=300)
+        project.remove_leftovers(docker_client)

@@ -1,7 +1,9 @@
 """compose/docker-compose.yaml (+ compose/kind.yaml): valid compose, and wired as the sandbox needs.
 
-The structural tests read the configuration `docker-compose config` resolves from the very
+The structural tests read the configuration Compose v2's `config` resolves from the very
 variables `sandbox up` renders, so interpolation, anchors and the override merge are checked too.
+v2 prints the canonical long syntax: ports and volumes as mappings, `depends_on` entries with
+`required: true`, and the implicit `default` network spelled out.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import require_tool
+from support import require_compose_v2, require_tool
 from sandbox.adapters.runtime import Engine, Runtime
 from sandbox.core.airflow_config import CONTAINER_DAGS, CONTAINER_KUBECONFIG, CONTAINER_PASSWORDS
 from sandbox.config import AZURITE_IMAGE, POSTGRES_IMAGE, RABBITMQ_IMAGE, Ports, Settings, airflow_image
@@ -44,8 +46,7 @@ def project(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def _config(settings: Settings, mode: str, *extra: str) -> dict:
-    binary = require_tool("docker-compose")
-    argv = [binary, "-p", settings.compose_project]
+    argv = [*require_compose_v2(), "-p", settings.compose_project]
     for path in compose_files(settings, mode):  # type: ignore[arg-type]
         argv += ["-f", str(path)]
     argv += ["--env-file", str(StateDir(settings.state_dir).compose_env_file), *extra, "config"]
@@ -72,11 +73,10 @@ def test_files_validate_against_the_compose_spec_schema(repo: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_docker_compose_refuses_to_run_without_the_rendered_variables(repo: Path, tmp_path: Path) -> None:
-    binary = require_tool("docker-compose")
+def test_compose_refuses_to_run_without_the_rendered_variables(repo: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     result = subprocess.run(
-        [binary, "-p", "x", "-f", str(repo / "compose/docker-compose.yaml"), "--env-file", str(tmp_path / "none.env"), "config"],
+        [*require_compose_v2(), "-p", "x", "-f", str(repo / "compose/docker-compose.yaml"), "--env-file", str(tmp_path / "none.env"), "config"],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode != 0
@@ -105,9 +105,8 @@ def test_every_published_port_binds_localhost_with_the_configured_host_port(full
     published = {}
     for name, service in full.items():
         for port in service.get("ports", []):
-            ip, host, container = str(port).rsplit("/", 1)[0].split(":")
-            assert ip == "127.0.0.1", f"{name} publishes {port}"
-            published[name] = (int(host), int(container))
+            assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port}"
+            published[name] = (int(port["published"]), int(port["target"]))
     assert published == {
         "airflow-apiserver": (PORTS.api, 8080),
         "rabbitmq": (PORTS.rabbitmq_ui, 15672),
@@ -137,14 +136,18 @@ def test_airflow_healthchecks_are_the_documented_ones(full: dict) -> None:
 
 
 def test_dependencies_wait_for_health_and_for_the_migration(full: dict) -> None:
-    assert full["airflow-init"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+    def conditions(name: str) -> dict[str, str]:
         deps = full[name]["depends_on"]
-        assert deps["postgres"] == {"condition": "service_healthy"}
-        assert deps["rabbitmq"] == {"condition": "service_healthy"}
-        assert deps["airflow-init"] == {"condition": "service_completed_successfully"}
+        assert all(dep["required"] for dep in deps.values()), name
+        return {dependency: dep["condition"] for dependency, dep in deps.items()}
+
+    assert conditions("airflow-init") == {"postgres": "service_healthy"}
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        deps = conditions(name)
+        assert deps["postgres"] == deps["rabbitmq"] == "service_healthy"
+        assert deps["airflow-init"] == "service_completed_successfully"
     for name in ("airflow-worker", "airflow-triggerer"):
-        assert full[name]["depends_on"]["airflow-apiserver"] == {"condition": "service_healthy"}
+        assert conditions(name)["airflow-apiserver"] == "service_healthy"
 
 
 def test_every_airflow_service_gets_the_one_env_file_and_no_inline_airflow_setting(
@@ -154,7 +157,7 @@ def test_every_airflow_service_gets_the_one_env_file_and_no_inline_airflow_setti
     rendered = dict(line.split("=", 1) for line in state.airflow_env_file.read_text().splitlines())
     for name in AIRFLOW_SERVICES:
         environment = full[name]["environment"]
-        # docker-compose config inlines env_file: exactly the rendered file, plus non-Airflow extras.
+        # `config` inlines env_file: exactly the rendered file, plus non-Airflow extras.
         assert {k: v for k, v in environment.items() if k in rendered} == rendered
         assert set(environment) - set(rendered) <= {"DUMB_INIT_SETSID"}
     for name in ("docker-compose.yaml", "kind.yaml"):
@@ -170,12 +173,12 @@ def test_airflow_runs_as_the_host_uid_with_gid_0(full: dict) -> None:
 
 
 def _mounts(service: dict) -> dict[str, str]:
-    """container path -> host source, from docker-compose config's `src:dst[:mode]` strings."""
-    mounts = {}
-    for volume in service.get("volumes", []):
-        parts = volume.split(":")
-        mounts[parts[1]] = parts[0]
-    return mounts
+    """container path -> host source (bind) or volume name, from v2's long-syntax volumes."""
+    return {volume["target"]: volume["source"] for volume in service.get("volumes", [])}
+
+
+def _read_only(service: dict) -> set[str]:
+    return {volume["target"] for volume in service.get("volumes", []) if volume.get("read_only")}
 
 
 def test_kubeconfig_is_mounted_exactly_where_pods_are_launched(project: Settings, full: dict, stack_only: dict) -> None:
@@ -184,10 +187,10 @@ def test_kubeconfig_is_mounted_exactly_where_pods_are_launched(project: Settings
         mounts = _mounts(service)
         if name in POD_LAUNCHERS:
             assert mounts[str(CONTAINER_KUBECONFIG)] == str(state.airflow_kubeconfig)
-            assert f"{state.airflow_kubeconfig}:{CONTAINER_KUBECONFIG}:ro" in service["volumes"]
+            assert str(CONTAINER_KUBECONFIG) in _read_only(service), name
         else:
             assert str(CONTAINER_KUBECONFIG) not in mounts, name
-        assert str(state.admin_kubeconfig) not in " ".join(service.get("volumes", []))
+        assert str(state.admin_kubeconfig) not in _mounts(service).values(), name
     for name, service in stack_only.items():
         assert str(CONTAINER_KUBECONFIG) not in _mounts(service), name
 
@@ -215,7 +218,7 @@ def test_only_pod_launchers_and_azurite_join_the_kind_network(project: Settings,
 def test_kind_network_is_external(project: Settings) -> None:
     networks = _config(project, "full")["networks"]
     assert networks["kind"] == {"external": True, "name": "kind"}
-    assert "networks" not in _config(project, "stack-only")
+    assert set(_config(project, "stack-only")["networks"]) == {"default"}
 
 
 def test_secrets_reach_postgres_and_rabbitmq_from_the_state_dir(project: Settings, full: dict) -> None:

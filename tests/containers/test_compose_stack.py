@@ -3,89 +3,26 @@
 `sandbox up --stack-only` with runtime = podman brings up compose/docker-compose.yaml on the
 stand-in images (tagged as the official ones), and every service must pass the healthcheck the
 file declares; then a plain-Python DAG runs through the containerised scheduler, RabbitMQ and
-Celery worker; `down` keeps the database volume and `down --purge` removes it. A wrong service
-name, port, variable, volume, dependency or healthcheck in the file fails these tests.
+Celery worker. A wrong service name, port, variable, volume, dependency or healthcheck in the file
+fails these tests. Compose is the real Compose v2 binary (.ci/run installs it), on podman's socket.
 
-The tests of this module run in order against one sandbox project (module fixture).
+The tests of this module run in order against the session's sandbox project (`stack`), which
+test_faults.py then breaks on purpose and finally removes.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from harness import free_port
+from harness import COMPOSE_FILE, Project, json_from, new_project, output_of
 
-from sandbox.proc import Completed, run
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-COMPOSE_FILE = REPO / "compose" / "docker-compose.yaml"
-DAGS = HERE / "dags"
 DAG_ID = "standin_smoke"
 LOGICAL_DATE = "2021-12-01"
-PROJECT_LABEL = "com.docker.compose.project"
-UP_TIMEOUT_S = 900
 NOOP_UP_LIMIT_S = 45
-
-
-@dataclass
-class Project:
-    """A throw-away sandbox project driven through the `sandbox` CLI."""
-
-    path: Path
-    name: str
-    env: dict[str, str]
-
-    def sandbox(self, *args: str, timeout: float = UP_TIMEOUT_S) -> Completed:
-        return run([sys.executable, "-m", "sandbox", *args], env=self.env, cwd=self.path, check=False, timeout=timeout)
-
-    def containers(self, client: Any) -> list[Any]:
-        return client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.name}"})
-
-    def volumes(self, client: Any) -> list[str]:
-        return [v.name for v in client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.name}"})]
-
-    def remove_leftovers(self, client: Any) -> None:
-        """Whatever a failed test left behind: containers, then volumes, of this project only."""
-        for container in self.containers(client):
-            container.remove(force=True, v=True)
-        for name in self.volumes(client):
-            client.volumes.get(name).remove(force=True)
-
-
-def new_project(root: Path, compose_file: Path) -> Project:
-    name = f"ct{uuid.uuid4().hex[:8]}"
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sandbox.toml").write_text(
-        f'name = "{name}"\n'
-        'runtime = "podman"\n'
-        f'dags_folder = "{DAGS}"\n'
-        f'compose_file = "{compose_file}"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_") or k == "SANDBOX_STRICT"}
-    env.setdefault("DOCKER_HOST", "unix:///run/podman/podman.sock")
-    for port in ("API", "RABBITMQ_UI", "FLOWER", "AZURITE_BLOB"):
-        env[f"SANDBOX_PORT_{port}"] = str(free_port())
-    return Project(root, name, env)
-
-
-def output_of(result: Completed) -> str:
-    text = result.stdout if result.stdout == result.stderr else f"{result.stdout}\n{result.stderr}"
-    return text[-6000:]
-
-
-def json_from(stdout: str) -> Any:
-    return json.loads(stdout[stdout.index("{") :])
 
 
 def declared_services() -> dict[str, dict[str, Any]]:
@@ -94,24 +31,14 @@ def declared_services() -> dict[str, dict[str, Any]]:
     return {name: spec for name, spec in services.items() if not spec.get("profiles")}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, standin_images: dict[str, str]) -> Iterator[Project]:
-    proj = new_project(tmp_path_factory.mktemp("stack") / "project", COMPOSE_FILE)
-    try:
-        yield proj
-    finally:
-        proj.sandbox("down", "--purge", "--yes", timeout=300)
-        proj.remove_leftovers(docker_client)
-
-
 def test_up_stack_only_brings_every_declared_service_to_its_healthcheck(
-    project: Project, docker_client: Any, standin_images: dict[str, str]
+    stack: Project, docker_client: Any, standin_images: dict[str, str]
 ) -> None:
-    result = project.sandbox("up", "--stack-only")
+    result = stack.sandbox("up", "--stack-only")
     assert result.returncode == 0, output_of(result)
     assert "sandbox is up (stack-only)" in result.stdout
 
-    status = project.sandbox("status", "--json", timeout=120)
+    status = stack.sandbox("status", "--json", timeout=120)
     report = json_from(status.stdout)
     assert status.returncode == 0 and report["healthy"], output_of(status)
     by_service = {s["service"]: s for s in report["services"]}
@@ -128,67 +55,44 @@ def test_up_stack_only_brings_every_declared_service_to_its_healthcheck(
 
     # The containers run the stand-ins, found under the official names without a pull.
     standin_ids = {docker_client.images.get(image).id for image in standin_images.values()}
-    for container in project.containers(docker_client):
+    for container in stack.containers(docker_client):
         assert container.image.id in standin_ids, f"{container.name} runs {container.image.tags}"
 
 
-def test_second_up_is_a_fast_noop(project: Project, docker_client: Any) -> None:
+def test_second_up_is_a_fast_noop(stack: Project, docker_client: Any) -> None:
     def started() -> dict[str, str]:
-        return {c.name: c.attrs["State"]["StartedAt"] for c in project.containers(docker_client)}
+        return {c.name: c.attrs["State"]["StartedAt"] for c in stack.containers(docker_client)}
 
     before = started()
     began = time.monotonic()
-    result = project.sandbox("up", "--stack-only")
+    result = stack.sandbox("up", "--stack-only")
     elapsed = time.monotonic() - began
     assert result.returncode == 0, output_of(result)
     assert started() == before, f"a second `up` restarted containers:\n{output_of(result)}"
     assert elapsed < NOOP_UP_LIMIT_S, f"a second `up` took {elapsed:.1f}s:\n{output_of(result)}"
 
 
-def test_run_dag_succeeds_through_the_containerised_scheduler_broker_and_worker(project: Project) -> None:
-    result = project.sandbox("run-dag", DAG_ID, "--date", LOGICAL_DATE, "--no-lint", "--json", timeout=600)
+def test_run_dag_succeeds_through_the_containerised_scheduler_broker_and_worker(stack: Project) -> None:
+    result = stack.sandbox("run-dag", DAG_ID, "--date", LOGICAL_DATE, "--no-lint", "--json", timeout=600)
     assert result.returncode == 0, output_of(result)
     run_result = json_from(result.stdout)
     assert run_result["state"] == "success"
     assert {t["task"]: t["state"] for t in run_result["tasks"]} == {"produce": "success", "check": "success"}
 
     # The Celery worker container ran them (not some other executor).
-    worker_logs = project.sandbox("logs", "airflow-worker", timeout=120)
+    worker_logs = stack.sandbox("logs", "airflow-worker", timeout=120)
     assert DAG_ID in worker_logs.stdout, output_of(worker_logs)
 
 
-def test_the_airflow_cli_runs_in_the_scheduler_container(project: Project) -> None:
+def test_the_airflow_cli_runs_in_the_scheduler_container(stack: Project) -> None:
     """`sandbox airflow ...` passes through to the container's airflow CLI, exit code included."""
-    listed = project.sandbox("airflow", "dags", "list", "-o", "json", timeout=180)
+    listed = stack.sandbox("airflow", "dags", "list", "-o", "json", timeout=180)
     assert listed.returncode == 0, output_of(listed)
     # Airflow may log before the document (`[2026-...] {...} WARNING ...`): the JSON is the last line.
     document = [line for line in listed.stdout.splitlines() if line.startswith("[{")][-1]
     assert DAG_ID in {d["dag_id"] for d in json.loads(document)}
-    unknown = project.sandbox("airflow", "no-such-command", timeout=180)
+    unknown = stack.sandbox("airflow", "no-such-command", timeout=180)
     assert unknown.returncode == 2 and "invalid choice" in unknown.stdout + unknown.stderr  # argparse's
-
-
-def test_down_keeps_the_database_volume_and_up_finds_the_run_again(project: Project, docker_client: Any) -> None:
-    result = project.sandbox("down", timeout=300)
-    assert result.returncode == 0, output_of(result)
-    assert project.containers(docker_client) == []
-    assert any(v.endswith("postgres-data") for v in project.volumes(docker_client)), project.volumes(docker_client)
-
-    result = project.sandbox("up", "--stack-only")
-    assert result.returncode == 0, output_of(result)
-    dags = project.sandbox("dags", "--json", timeout=120)
-    assert dags.returncode == 0, output_of(dags)
-    listed = {d["dag_id"]: d for d in json_from(dags.stdout)["dags"]}
-    assert listed[DAG_ID]["last_run_state"] == "success"
-    assert listed[DAG_ID]["last_run_logical_date"].startswith(LOGICAL_DATE)
-
-
-def test_down_purge_removes_the_database_volume(project: Project, docker_client: Any) -> None:
-    result = project.sandbox("down", "--purge", "--yes", timeout=300)
-    assert result.returncode == 0, output_of(result)
-    assert project.containers(docker_client) == []
-    assert project.volumes(docker_client) == []
-    assert not (project.path / ".sandbox").exists()
 
 
 def test_a_failing_healthcheck_is_reported_with_the_services_last_log_lines(

@@ -1,5 +1,5 @@
-"""What the adapters find on a machine with podman and docker-compose (this one): the real engine
-socket, Debian's compose, and podman starting a container from a local image."""
+"""What the adapters find on a machine with podman and Compose v2 (this one): the real engine
+socket, the Compose v2 binary .ci/run installs, and podman starting a container from a local image."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sandbox.adapters.compose import find_compose
 from sandbox.adapters.runtime import ROOTFUL_PODMAN_SOCKET, Engine, Runtime, detect_runtime, probe_oci
 from sandbox.config import Settings
 from sandbox.core import doctor
-from support import require, require_tool
+from support import require, require_compose_v2, require_tool
 
 PODMAN = Runtime("podman", Engine("unix:///run/podman/podman.sock", True, "4.3.1", 1 << 34, "", False, ""), 0, True)
 
@@ -22,10 +22,10 @@ def test_detects_the_real_podman_socket_here(tmp_path: Path) -> None:
 
 
 def test_find_compose_on_this_machine_against_podman() -> None:
-    """Real: Debian's docker-compose 1.29 is what runs against podman here."""
-    require_tool("docker-compose")
+    """Real: the Compose v2 binary .ci/run installs (tests/compose_setup.sh) runs against podman here."""
+    prefix = require_compose_v2()
     command = find_compose(PODMAN)
-    assert command is not None and command.argv == ("docker-compose",) and command.major == 1
+    assert command is not None and command.argv == tuple(prefix) and command.major == 2
 
 
 def test_podman_oci_check_for_real_here() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS, REPO, require
+from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS, REPO, can_i_argv, require
 
 from sandbox.adapters.kube import parse_node
 from sandbox.config import load_settings
@@ -110,6 +110,9 @@ def test_a_pod_without_the_toleration_never_lands_there(kubectl, namespace) -> N
         ("watch", "pods", SETTINGS.task_namespace, True),
         ("get", "pods/log", SETTINGS.task_namespace, True),
         ("create", "pods/exec", SETTINGS.task_namespace, True),
+        ("create", "pods/attach", SETTINGS.task_namespace, False),  # proves --subresource is checked
+        ("create", "pods/portforward", SETTINGS.task_namespace, False),
+        ("create", "pods/log", SETTINGS.task_namespace, False),  # log is get-only
         ("list", "events", SETTINGS.task_namespace, True),
         ("list", "nodes", None, False),
         ("create", "pods", "kube-system", False),
@@ -120,8 +123,7 @@ def test_a_pod_without_the_toleration_never_lands_there(kubectl, namespace) -> N
 def test_the_airflow_service_account_is_least_privilege(
     kubectl, verb, resource, namespace, allowed
 ) -> None:
-    scope = ["-n", namespace] if namespace else []
-    result = kubectl("auth", "can-i", verb, resource, *scope, "--as", SA, check=False)
+    result = kubectl(*can_i_argv(verb, resource, namespace=namespace, as_user=SA), check=False)
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
 
 

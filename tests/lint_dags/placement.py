@@ -35,6 +35,8 @@ with DAG("placement", schedule=None, start_date=dt.datetime(2024, 1, 1), catchup
     task("selector_without_toleration", node_selector=SELECT)
     # Tolerates, selects a label no node has.
     task("wrong_selector", node_selector={"type": "virtual-kubelett"}, tolerations=TOLERATE)
+    # Virtual nodes v2's selector: only the aci-v2 profile's virtual node carries that label.
+    task("v2_selector", node_selector={"virtualization": "virtualnode2"}, tolerations=TOLERATE)
     # Tolerates only: may land on either, so ACI rules apply.
     task("toleration_only_host_path", tolerations=TOLERATE, volumes=HOST_PATH)
     # Required node affinity instead of a nodeSelector.

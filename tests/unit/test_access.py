@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from fakes import FakeKube
+from support import can_i_argv
 
 from sandbox.config import load_settings
 from sandbox.core.access import (
@@ -137,3 +138,13 @@ def test_no_token_is_a_cluster_error_with_a_hint(settings) -> None:
         )
     assert "token controller" in (info.value.hint or "")
     assert not StateDir(settings.state_dir).airflow_kubeconfig.exists()
+
+
+def test_can_i_puts_a_subresource_in_its_flag() -> None:
+    """tests/e2e/test_cluster.py asks `kubectl auth can-i` about pods/log and pods/exec: as a
+    positional `pods/log` kubectl would check the pod *named* log (cani.go splits on "/")."""
+    sa = "system:serviceaccount:t:airflow-tasks"
+    assert can_i_argv("get", "pods/log", namespace="t", as_user=sa) == [
+        "auth", "can-i", "get", "pods", "--subresource", "log", "-n", "t", "--as", sa,
+    ]
+    assert can_i_argv("list", "nodes", namespace=None, as_user=sa) == ["auth", "can-i", "list", "nodes", "--as", sa]

@@ -3,11 +3,13 @@ resume after an interrupted create, foreign clusters left alone, virtual-node ve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from fakes import FakeKube, RecordingRunner, fail, ok
 
 from sandbox.adapters.kind import KindCli
@@ -20,7 +22,7 @@ from sandbox.core.cluster import (
     ensure_virtual_node,
     verify_nodes,
 )
-from sandbox.core.kind_config import POST_CREATE_LABELS, VIRTUAL_NODE_TAINT, declared_nodes
+from sandbox.core.kind_config import VIRTUAL_NODE_KINDS, VIRTUAL_NODE_TAINT, declared_nodes
 from sandbox.errors import ClusterError, ConfigError, KubeApiError, ToolMissing
 from sandbox.progress import SilentReporter
 from sandbox.state import StateDir
@@ -47,7 +49,7 @@ def kind_with(runner: RecordingRunner) -> KindCli:
 
 def create_line(settings, state) -> str:
     return (
-        f"kind create cluster --name sandbox --config {settings.kind_config} --wait 300s "
+        f"kind create cluster --name sandbox --config {state.rendered_kind_config} --wait 300s "
         f"--kubeconfig {state.admin_kubeconfig}"
     )
 
@@ -192,7 +194,7 @@ def test_ensure_virtual_node_labels_only_the_virtual_node_then_verifies(settings
     ensure_virtual_node(settings, kube, SilentReporter())
     assert kube.writes() == [("PATCH", "Node sandbox-worker2")]
     labels = kube.nodes_by_name["sandbox-worker2"].labels
-    assert POST_CREATE_LABELS.items() <= labels.items()
+    assert VIRTUAL_NODE_KINDS["aci-v1"].labels.items() <= labels.items()
     assert "kubernetes.io/role" not in kube.nodes_by_name["sandbox-worker"].labels
     # Idempotent: a second run only reads.
     kube.requests.clear()
@@ -327,3 +329,107 @@ def test_an_os_label_kubelet_stopped_setting_is_added_too(settings) -> None:
     ensure_virtual_node(settings, kube, SilentReporter())
     assert kube.nodes_by_name["sandbox-worker2"].labels["beta.kubernetes.io/os"] == "linux"
     assert kube.writes() == [("PATCH", "Node sandbox-worker2")]
+
+
+def _v2(settings):
+    return dataclasses.replace(settings, profile="aci-v2")
+
+
+def test_a_fresh_v2_cluster_is_created_from_the_rendered_config(settings, state) -> None:
+    settings = _v2(settings)
+    runner = RecordingRunner({r"get clusters": ok(""), r"get kubeconfig": ok(KUBECONFIG)})
+    ensure_cluster(settings, kind_with(runner), state, SilentReporter())
+    assert runner.lines[1] == create_line(settings, state)
+    rendered = state.rendered_kind_config
+    virtual = yaml.safe_load(rendered.read_text())["nodes"][2]
+    assert virtual["labels"] == {"type": "virtual-kubelet", "virtualization": "virtualnode2"}
+    assert "max-pods" in virtual["kubeadmConfigPatches"][-1]
+    assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
+    # The record keeps the digest of the user's file: a profile switch is not a config edit.
+    assert cluster.read_cluster_record(state).config_sha256 == cluster._config_digest(settings.kind_config)
+
+
+def test_a_v2_node_as_kind_registers_it_is_labelled_and_verified(settings) -> None:
+    settings = _v2(settings)
+    kube = FakeKube.from_specs(declared_nodes(settings))
+    assert kube.nodes_by_name["sandbox-worker2"].labels["virtualization"] == "virtualnode2"  # --node-labels
+    reporter = SilentReporter()
+    ensure_virtual_node(settings, kube, reporter)
+    assert kube.writes() == [("PATCH", "Node sandbox-worker2")]
+    assert VIRTUAL_NODE_KINDS["aci-v2"].labels.items() <= kube.nodes_by_name["sandbox-worker2"].labels.items()
+    assert reporter.messages == []  # capacity 200 from --max-pods
+
+
+def test_switching_v1_to_v2_relabels_through_the_api_and_names_the_capacity_fix(settings) -> None:
+    kube = FakeKube.from_specs(declared_nodes(settings))  # created under aci-v1: 110 pods
+    ensure_virtual_node(settings, kube, SilentReporter())
+    kube.requests.clear()
+    reporter = SilentReporter()
+    ensure_virtual_node(_v2(settings), kube, reporter)
+    assert kube.writes() == [("PATCH", "Node sandbox-worker2")]
+    labels = kube.nodes_by_name["sandbox-worker2"].labels
+    assert labels["virtualization"] == "virtualnode2" and labels["type"] == "virtual-kubelet"
+    assert "alpha.service-controller.kubernetes.io/exclude-balancer" not in labels  # v1's only
+    assert "node.kubernetes.io/exclude-from-external-load-balancers" not in labels
+    assert verify_nodes(declared_nodes(_v2(settings)), kube.nodes()) == []
+    (note,) = reporter.messages
+    assert note.startswith("virtual node sandbox-worker2 takes 110 pods; a virtual node v2")
+    assert "200" in note and "`sandbox down && sandbox up`" in note
+    # And back: v1's labels return, v2's go; capacity is not part of v1.
+    kube.requests.clear()
+    reporter = SilentReporter()
+    ensure_virtual_node(settings, kube, reporter)
+    labels = kube.nodes_by_name["sandbox-worker2"].labels
+    assert "virtualization" not in labels and labels["alpha.service-controller.kubernetes.io/exclude-balancer"] == "true"
+    assert kube.writes() == [("PATCH", "Node sandbox-worker2")] and reporter.messages == []
+
+
+def test_status_says_what_the_virtual_node_is_and_when_it_is_the_other_profiles(settings, state) -> None:
+    ensure_cluster(settings, kind_with(RecordingRunner({r"get clusters": ok("")})), state, SilentReporter())
+    kind = kind_with(RecordingRunner({r"get clusters": ok("sandbox\n")}))
+    kube = FakeKube.from_specs(declared_nodes(settings), as_created_by_kind=False)
+    status = cluster_status(settings, kind, kube)
+    virtual = next(n for n in status.nodes if n.is_virtual_node)
+    assert status.ok and virtual.kind == "virtual node v1 (virtual-kubelet azure-aci)"
+    assert [n.kind for n in status.nodes if not n.is_virtual_node] == ["control-plane", "worker"]
+    # The profile switched in sandbox.toml, `up` not run yet: one line saying what to do.
+    status = cluster_status(_v2(settings), kind, kube)
+    assert not status.ok
+    assert status.problems == (
+        "virtual node sandbox-worker2 is a virtual node v1 (virtual-kubelet azure-aci) but the "
+        "profile is aci-v2: run `sandbox up` to relabel it",
+    )
+    # After `up` relabelled it: healthy, with a note about the capacity only a new cluster has.
+    ensure_virtual_node(_v2(settings), kube, SilentReporter())
+    status = cluster_status(_v2(settings), kind, kube)
+    virtual = next(n for n in status.nodes if n.is_virtual_node)
+    assert status.ok and virtual.kind.startswith("virtual node v2") and virtual.pods_capacity == 110
+    assert len(status.notes) == 1 and "takes 110 pods" in status.notes[0]
+    assert json.loads(json.dumps(status.to_json()))["notes"] == list(status.notes)
+
+
+def test_sandbox_status_prints_the_node_kind_capacity_and_note(settings, state, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from sandbox.cli import console
+    from sandbox.cli.stack import _render_status
+
+    ensure_cluster(settings, kind_with(RecordingRunner({r"get clusters": ok("")})), state, SilentReporter())
+    kube = FakeKube.from_specs(declared_nodes(settings))
+    ensure_virtual_node(_v2(settings), kube, SilentReporter())  # switched to v2 on a v1 cluster
+    kind = kind_with(RecordingRunner({r"get clusters": ok("sandbox\n")}))
+    result = SimpleNamespace(
+        mode="full", runtime="docker", cluster=cluster_status(_v2(settings), kind, kube), services=(),
+        missing_services=(), api=None, url="http://127.0.0.1:8080", user="admin", password="pw",
+        problems=(), healthy=True,
+    )
+    recorder = Console(record=True, width=400)
+    monkeypatch.setattr(console, "out", recorder)
+    _render_status(result)
+    text = recorder.export_text()
+    assert "sandbox-worker2 (virtual node v2 (virtualnodesOnAzureContainerInstances))  pods: 110" in text
+    assert "virtualization=virtualnode2" in text
+    assert "note: virtual node sandbox-worker2 takes 110 pods" in text
+    assert "sandbox-worker (worker)" in text

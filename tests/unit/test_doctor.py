@@ -70,6 +70,15 @@ def test_compose_missing_is_a_failure_with_an_install_hint() -> None:
     assert command is None and check.status == "fail" and "compose" in check.fix.lower()
 
 
+def test_compose_v1_alone_is_named_as_end_of_life_with_the_v2_install_hint() -> None:
+    runner = RecordingRunner({r"^docker compose version": fail("docker: 'compose' is not a docker command.", 1), r"^docker-compose version": ok("1.29.2\n")})
+    command = find_compose(_runtime("podman"), runner=runner)
+    check = doctor.check_compose(_runtime("podman"), command)
+    assert check.status == "fail"
+    assert "`docker-compose` 1.29.2 is Compose v1" in check.what and "end of life" in check.what
+    assert "https://docs.docker.com/compose/install/linux/" in check.fix
+
+
 def test_missing_kind_is_only_a_warning_because_up_downloads_it(tmp_path: Path) -> None:
     check = doctor.check_tool("kind", None)
     assert check.status == "warn" and "downloads the pinned kind" in check.fix

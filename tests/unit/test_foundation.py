@@ -54,6 +54,13 @@ def test_scheduled_runs_from_file_env_and_bad_values(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={"SANDBOX_SCHEDULED_RUNS": "sometimes"})
 
 
+def test_image_load_setting(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, environ={}).image_load == "auto"
+    assert load_settings(tmp_path, environ={"SANDBOX_IMAGE_LOAD": "archive"}).image_load == "archive"
+    with pytest.raises(ConfigError, match="unknown image_load 'tarball'"):
+        load_settings(tmp_path, environ={"SANDBOX_IMAGE_LOAD": "tarball"})
+
+
 def test_build_args_table_merges_with_flags(tmp_path: Path) -> None:
     (tmp_path / "sandbox.toml").write_text('[build_args]\nBASE_IMAGE = "python:3.11-slim"\nJOBS = 4\n')
     settings = load_settings(tmp_path, environ={}, overrides={"build_args": {"JOBS": "8"}})

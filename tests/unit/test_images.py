@@ -7,6 +7,8 @@ product's code.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 import stat
@@ -295,6 +297,20 @@ def test_containerd_store_error_falls_back_to_save_and_image_archive(tmp_path: P
     ]
     assert result.via_archive and result.loaded_into == tuple(WORKERS)
     assert not archive.exists()
+
+
+def test_image_load_archive_skips_docker_image_and_loads_from_an_archive(tmp_path: Path) -> None:
+    """The setting the e2e uses to run the archive path on purpose: no `kind load docker-image`."""
+    settings, item, engine, image_id = _loaded_setup(tmp_path, [])
+    settings = dataclasses.replace(settings, image_load="archive")
+    kind, runner = kind_loading_into(engine, image_id)
+    reporter = SilentReporter()
+    [result] = images.load(settings, reporter, engine, kind)
+    archive = settings.state_dir / "images" / f"recommend-{item.tag}.tar"
+    assert engine.saved == [(item.canonical_ref, archive)]
+    assert runner.lines[1:] == [f"kind load image-archive {archive} --name sbx --nodes {','.join(WORKERS)}"]
+    assert result.via_archive and result.loaded_into == tuple(WORKERS)
+    assert any("image_load = archive" in m for m in reporter.messages)
 
 
 def test_other_load_failures_are_not_papered_over(tmp_path: Path) -> None:

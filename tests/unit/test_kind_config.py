@@ -11,16 +11,20 @@ import yaml
 from sandbox.config import load_settings
 from sandbox.core.kind_config import (
     CONTROL_PLANE_TAINT,
-    POST_CREATE_LABELS,
-    VIRTUAL_NODE_LABELS,
+    PROFILE_LABEL_KEYS,
+    VIRTUAL_NODE_KINDS,
     VIRTUAL_NODE_TAINT,
     declared_nodes,
+    kind_of_labels,
     kubelet_refuses,
     load_kind_config,
     node_names,
+    parse_kind_config,
+    render_kind_config,
 )
 from sandbox.core.tools import TOOLS
 from sandbox.errors import ConfigError
+from support import AKS_NODE_SELECTOR, AKS_V2_NODE_SELECTOR
 
 
 @pytest.fixture
@@ -127,11 +131,55 @@ def test_kubelet_refuses(label: str, refused: bool) -> None:
     assert kubelet_refuses(label) is refused
 
 
-def test_post_create_labels_are_exactly_the_ones_kubelet_would_refuse_or_lb_exclusions() -> None:
-    assert (
-        POST_CREATE_LABELS["kubernetes.io/role"] == VIRTUAL_NODE_LABELS["kubernetes.io/role"] == "agent"
-    )
-    assert all(kubelet_refuses(k) or k.startswith("node.kubernetes.io/") for k in POST_CREATE_LABELS)
+def test_each_profile_splits_its_labels_by_who_may_set_them() -> None:
+    for kind in VIRTUAL_NODE_KINDS.values():
+        # kubelet's --node-labels takes these at registration; `up` sets the rest through the API.
+        assert not any(kubelet_refuses(k) for k in kind.kind_labels), kind.profile
+        assert kind.kind_labels["type"] == "virtual-kubelet"
+        assert any(kubelet_refuses(k) for k in kind.api_labels) and kind.api_labels["kubernetes.io/role"] == "agent"
+
+
+def test_each_profile_is_the_virtual_node_upstream_documents() -> None:
+    """Against the selectors the upstream docs give (restated in tests/support.py): the AKS v1
+    docs' selector matches the v1 node; the v2 README's selector matches only the v2 node."""
+    v1, v2 = VIRTUAL_NODE_KINDS["aci-v1"], VIRTUAL_NODE_KINDS["aci-v2"]
+    assert AKS_NODE_SELECTOR.items() <= v1.labels.items()
+    assert AKS_V2_NODE_SELECTOR.items() <= v2.labels.items()
+    assert not AKS_V2_NODE_SELECTOR.items() <= v1.labels.items()
+    assert (v1.max_pods, v2.max_pods) == (None, 200)  # v2: "Each virtual node supports 200 pods"
+    assert kind_of_labels(v1.labels) is v1 and kind_of_labels(v2.labels) is v2
+    assert kind_of_labels({**v2.labels, "alpha.service-controller.kubernetes.io/exclude-balancer": "true"}) is None
+    assert kind_of_labels({"type": "virtual-kubelet"}) is None
+    assert PROFILE_LABEL_KEYS >= {"virtualization", "kubernetes.io/role", "type"}
+
+
+@pytest.mark.parametrize("profile", ["aci-v1", "aci-v2"])
+def test_rendered_config_carries_the_profiles_labels_and_capacity(repo: Path, profile: str) -> None:
+    source = (repo / "kind-config.yaml").read_text()
+    rendered = yaml.safe_load(render_kind_config(source, profile))
+    original = yaml.safe_load(source)
+    kind = VIRTUAL_NODE_KINDS[profile]
+    control_plane, worker, virtual = rendered["nodes"]
+    assert [control_plane, worker] == original["nodes"][:2]  # only the virtual node changes
+    assert virtual["labels"] == dict(kind.kind_labels)
+    patches = [yaml.safe_load(p) for p in virtual["kubeadmConfigPatches"]]
+    assert patches[0] == yaml.safe_load(original["nodes"][2]["kubeadmConfigPatches"][0])  # the taint
+    extra_args = [p["nodeRegistration"]["kubeletExtraArgs"] for p in patches[1:]]
+    # Unversioned, map form: kind converts and merges it by name into its v1beta4 list.
+    assert all("apiVersion" not in p and p["kind"] == "JoinConfiguration" for p in patches)
+    assert extra_args == ([{"max-pods": "200"}] if profile == "aci-v2" else [])
+    # Still the same cluster for kind: node count, roles, images.
+    assert [(n["role"], n["image"]) for n in rendered["nodes"]] == [(n["role"], n["image"]) for n in original["nodes"]]
+
+
+def test_a_label_the_profile_owns_is_refused_in_kind_config(project: Path) -> None:
+    path = edit(project, lambda d: d["nodes"][2]["labels"].update({"virtualization": "virtualnode2"}))
+    with pytest.raises(ConfigError, match="sets virtualization, which the profile decides") as info:
+        load_kind_config(path)
+    assert "aci-v2" in (info.value.hint or "")
+    rendered = render_kind_config((project / "kind-config.yaml").read_text(), "aci-v2")
+    with pytest.raises(ConfigError):  # the rendered file is kind's, not a kind-config.yaml
+        parse_kind_config(rendered, path)
 
 
 def test_kind_node_names_follow_kinds_per_role_counters() -> None:
@@ -151,11 +199,23 @@ def test_declared_nodes_after_up(project: Path) -> None:
     assert list(nodes) == ["demo-control-plane", "demo-worker", "demo-worker2"]
     virtual = nodes["demo-worker2"]
     assert virtual.is_virtual_node and virtual.role == "worker"
-    assert VIRTUAL_NODE_LABELS.items() <= virtual.labels.items()
-    assert POST_CREATE_LABELS.items() <= virtual.labels.items()
+    assert VIRTUAL_NODE_KINDS["aci-v1"].labels.items() <= virtual.labels.items()
+    assert "virtualization" not in virtual.labels and virtual.pods_capacity is None
     assert virtual.labels["kubernetes.io/hostname"] == "demo-worker2"
     assert virtual.taints == (VIRTUAL_NODE_TAINT,)
     assert nodes["demo-control-plane"].taints == (CONTROL_PLANE_TAINT,)
     assert nodes["demo-worker"].taints == ()
     assert "type" not in nodes["demo-worker"].labels
     assert not any(n.is_virtual_node for name, n in nodes.items() if name != "demo-worker2")
+
+
+def test_declared_nodes_follow_the_profile(project: Path) -> None:
+    settings = load_settings(project, environ={"SANDBOX_PROFILE": "aci-v2"})
+    *ordinary, virtual = declared_nodes(settings)
+    assert virtual.labels["virtualization"] == "virtualnode2" and virtual.pods_capacity == 200
+    assert "alpha.service-controller.kubernetes.io/exclude-balancer" not in virtual.labels
+    assert virtual.taints == (VIRTUAL_NODE_TAINT,)
+    assert all(n.pods_capacity is None and "virtualization" not in n.labels for n in ordinary)
+    # An explicit profile wins over the settings' (lint --profile).
+    (_, _, v1) = declared_nodes(settings, profile="aci-v1")
+    assert "virtualization" not in v1.labels

@@ -46,6 +46,33 @@ def test_parse_nodes() -> None:
     assert virtual.kubelet_version == "v1.37.0"
     joining = [parse_node(item) for item in fixture("nodes-joining.json")["items"]]
     assert [n.ready for n in joining] == [True, False, False]
+    assert [n.pods_capacity for n in nodes] == [110, 110, 110]  # kubelet's default --max-pods
+    v2 = parse_node(fixture("nodes-verified-aci-v2.json")["items"][2])
+    assert v2.pods_capacity == 200 and v2.labels["virtualization"] == "virtualnode2"
+    assert parse_node({"metadata": {"name": "n"}}).pods_capacity is None
+
+
+@pytest.mark.parametrize(("profile", "name"), [("aci-v1", "nodes-verified.json"), ("aci-v2", "nodes-verified-aci-v2.json")])
+def test_the_fake_api_leaves_nodes_as_the_fixtures_show_them(tmp_path: Path, repo: Path, profile: str, name: str) -> None:
+    """FakeKube after `up` labelled the nodes equals the API-format fixture (labels but arch,
+    taints, capacity), so tests on the fake hold for what the API server returns."""
+    from fakes import FakeKube
+
+    from sandbox.core.cluster import ensure_virtual_node
+    from sandbox.core.kind_config import declared_nodes
+    from sandbox.progress import SilentReporter
+
+    (tmp_path / "kind-config.yaml").write_text((repo / "kind-config.yaml").read_text())
+    settings = load_settings(tmp_path, environ={"SANDBOX_PROFILE": profile})
+    kube = FakeKube.from_specs(declared_nodes(settings))
+    ensure_virtual_node(settings, kube, SilentReporter())
+
+    def comparable(node: Any) -> tuple:
+        labels = {k: v for k, v in node.labels.items() if "arch" not in k}
+        return node.name, labels, node.taints, node.pods_capacity
+
+    recorded = [parse_node(item) for item in fixture(name)["items"]]
+    assert [comparable(n) for n in kube.nodes()] == [comparable(n) for n in recorded]
 
 
 def test_parse_token() -> None:
@@ -161,11 +188,12 @@ def test_nodes_and_label_node_over_http(api: tuple[ApiStandIn, KubeApi]) -> None
         "sandbox-worker",
         "sandbox-worker2",
     ]
-    kube.label_node("sandbox-worker2", {"kubernetes.io/role": "agent"})
+    kube.label_node("sandbox-worker2", {"kubernetes.io/role": "agent", "virtualization": None})
     get, patch = server.seen
     assert get["auth"] == "Bearer admin-token"
     assert patch["method"] == "PATCH" and patch["content_type"] == "application/merge-patch+json"
-    assert patch["body"] == {"metadata": {"labels": {"kubernetes.io/role": "agent"}}}
+    # null removes a key in a JSON merge patch (RFC 7386): how a profile switch drops a label.
+    assert patch["body"] == {"metadata": {"labels": {"kubernetes.io/role": "agent", "virtualization": None}}}
 
 
 def test_labelling_a_missing_node_is_a_404(api: tuple[ApiStandIn, KubeApi]) -> None:

@@ -8,6 +8,7 @@ the CLI entry point (exit code, JSON alone on stdout, one error line, no traceba
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,10 @@ def test_profiles_differ_where_the_issue_says() -> None:
     v1, v2 = EXPECTED["aci-v1"], EXPECTED["aci-v2"]
     changed = {t for t in v1 if v1[t] != v2[t]}
     assert changed == {"volume_pvc", "init_containers", "host_aliases", "lifecycle_hooks",
-                       "xcom_sidecar", "init_container_resources"}
+                       "xcom_sidecar", "init_container_resources", "v2_selector"}
     assert all(not v2[t][1] for t in changed - {"init_container_resources"})
+    # The node differs too: only the v2 node carries virtualization=virtualnode2.
+    assert (v1["v2_selector"][0], v2["v2_selector"][0]) == ("unschedulable", V)
 
 
 def test_every_rule_has_a_violating_task_and_a_clean_one(reports: dict[str, LintReport]) -> None:
@@ -98,7 +101,7 @@ def test_text_lines_for_run_dag(reports: dict[str, LintReport]) -> None:
     lines = reports["aci-v1"].lines()
     assert "broken_import.py: import error: ModuleNotFoundError: No module named 'module_that_does_not_exist_for_lint' (line 5)" in lines
     assert any(line.startswith("aci_rules.host_aliases: virtual-node (fits sandbox-worker2)") for line in lines)
-    assert lines[-1].startswith("48 pod task(s) in 2 DAG(s), profile aci-v1: 20 violation(s)")
+    assert lines[-1].startswith("49 pod task(s) in 2 DAG(s), profile aci-v1: 21 violation(s)")
 
 
 def test_dag_ids_limit_the_report(repo: Path, folder: Path) -> None:
@@ -120,7 +123,7 @@ def test_cli_json_and_exit_code(repo: Path, folder: Path, capsys: pytest.Capture
     assert exit_info.value.code == 1, err
     assert findings(json.loads(out)) == EXPECTED_V2  # stdout is the JSON and nothing else
     assert "Traceback" not in err
-    assert "error: 48 pod task(s) in 2 DAG(s), profile aci-v2: 15 violation(s)" in " ".join(err.split())
+    assert "error: 49 pod task(s) in 2 DAG(s), profile aci-v2: 15 violation(s)" in " ".join(err.split())
 
 
 def test_cli_refuses_a_missing_folder_and_unknown_profile(repo: Path, tmp_path: Path) -> None:
@@ -135,13 +138,25 @@ def test_cli_refuses_a_missing_folder_and_unknown_profile(repo: Path, tmp_path: 
         assert exit_info.value.code == 2, message
 
 
-def test_sample_dags_are_clean(repo: Path) -> None:
-    """`sandbox lint sample_dags` must pass: the samples show how to use the virtual node."""
-    report = lint_dags(load_settings(repo, environ={}), repo / "sample_dags")
+@pytest.mark.parametrize("profile", ["aci-v1", "aci-v2"])
+def test_sample_dags_are_clean(repo: Path, profile: str) -> None:
+    """`sandbox lint sample_dags` must pass under both profiles: the samples show how to use the
+    virtual node, and their helper aims at the profile's (SANDBOX_PROFILE, which lint sets)."""
+    before = os.environ.get("SANDBOX_PROFILE")
+    report = lint_dags(load_settings(repo, environ={}), repo / "sample_dags", profile=profile)
     assert report.ok, "\n".join(report.lines())
     assert report.tasks, "sample_dags has no KubernetesPodOperator task"
-    assert any(t.target == "virtual-node" for t in report.tasks), "no sample task runs on the virtual node"
+    pods = [t for t in report.tasks if t.target != "worker"]
+    assert pods and all(t.target == "virtual-node" for t in pods), "\n".join(report.lines())
     assert not [w for t in report.tasks for w in t.warnings], "\n".join(report.lines())
+    assert os.environ.get("SANDBOX_PROFILE") == before  # restored after parsing
+
+
+def test_the_unschedulable_hint_names_the_profiles_selector(reports: dict[str, LintReport]) -> None:
+    for profile, selector in (("aci-v1", "type=virtual-kubelet"), ("aci-v2", "virtualization=virtualnode2")):
+        (task,) = [t for t in reports[profile].tasks if t.task_id == "wrong_selector"]
+        (finding,) = task.violations
+        assert f"to run on the {profile} virtual node select" in finding.message and selector in finding.message
 
 
 def test_broken_files_are_one_line_each_with_the_line_to_look_at(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

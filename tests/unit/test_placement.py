@@ -10,6 +10,7 @@ import pytest
 from sandbox.config import load_settings
 from sandbox.core.kind_config import NodeSpec, Taint, declared_nodes
 from sandbox.core.placement import predict, tolerates
+from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS, AKS_V2_NODE_SELECTOR, AKS_V2_TOLERATIONS
 
 TOLERATE = {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}
 VK = Taint("virtual-kubelet.io/provider", "azure", "NoSchedule")
@@ -68,6 +69,30 @@ def test_the_declared_cluster_has_one_virtual_node(nodes: list[NodeSpec]) -> Non
 )
 def test_targets(nodes: list[NodeSpec], spec: dict[str, Any], target: str) -> None:
     assert predict(pod(**spec), nodes).target == target
+
+
+@pytest.mark.parametrize(
+    ("selector", "tolerations", "v1", "v2"),
+    [
+        # The v2 documentation's pod (README): only the v2 node carries virtualization=virtualnode2.
+        (AKS_V2_NODE_SELECTOR, AKS_V2_TOLERATIONS, "unschedulable", "virtual-node"),
+        # The AKS v1 docs' pod: the v2 node carries type, role and OS labels too (see kind_config).
+        (AKS_NODE_SELECTOR, AKS_TOLERATIONS, "virtual-node", "virtual-node"),
+        # v2's toleration without a selector: either node, under both profiles.
+        (None, AKS_V2_TOLERATIONS, "virtual-node-or-worker", "virtual-node-or-worker"),
+    ],
+)
+def test_placement_follows_the_profile(repo: Path, selector, tolerations, v1: str, v2: str) -> None:
+    settings = load_settings(repo, environ={})
+    spec: dict[str, Any] = {"tolerations": tolerations}
+    if selector:
+        spec["nodeSelector"] = selector
+    for profile, target in (("aci-v1", v1), ("aci-v2", v2)):
+        placement = predict(pod(**spec), declared_nodes(settings, profile=profile))
+        assert placement.target == target, (profile, placement.reason)
+    if v1 == "unschedulable":
+        reason = predict(pod(**spec), declared_nodes(settings, profile="aci-v1")).reason
+        assert "sandbox-worker2 (virtual node): nodeSelector virtualization=virtualnode2 does not match" in reason
 
 
 def test_reasons_name_the_blocking_node_and_rule(nodes: list[NodeSpec]) -> None:

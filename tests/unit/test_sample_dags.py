@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import Settings
-from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS
+from support import AKS_NODE_SELECTOR, AKS_TOLERATIONS, AKS_V2_NODE_SELECTOR, AKS_V2_TOLERATIONS
 from sandbox.core import blob
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +51,7 @@ def _load(extra_env: dict[str, str] | None = None) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SANDBOX_PROFILE", raising=False)  # the helper's default unless a test sets it
         for key, value in {**PRODUCTION_ENV, **(extra_env or {})}.items():
             mp.setenv(key, value)
         mp.syspath_prepend(str(DAGS))
@@ -141,6 +142,44 @@ def test_every_pod_task_is_aimed_at_the_virtual_node(dagbag: Any) -> None:
         assert pod["spec"]["nodeSelector"] == AKS_NODE_SELECTOR, where
         assert pod["spec"]["tolerations"] == AKS_TOLERATIONS, where
         assert pod["metadata"]["namespace"] == NAMESPACE, where
+
+
+def test_under_aci_v2_every_pod_task_is_aimed_at_virtual_nodes_v2() -> None:
+    """SANDBOX_PROFILE (set by `sandbox up` for every Airflow process) picks the v2 selector and
+    toleration, as microsoft/virtualnodesOnAzureContainerInstances' README gives them."""
+    pods = list(_all_pods(_load({"SANDBOX_PROFILE": "aci-v2"})))
+    assert len(pods) == 9
+    for dag_id, task_id, pod in pods:
+        where = f"{dag_id}.{task_id}"
+        assert pod["spec"]["nodeSelector"] == AKS_V2_NODE_SELECTOR, where
+        assert pod["spec"]["tolerations"] == AKS_V2_TOLERATIONS, where
+
+
+def test_the_dag_helper_knows_exactly_the_sandboxs_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(DAGS))
+    from sandbox_tasks import pods
+
+    from sandbox.config import PROFILES
+    from sandbox.core.kind_config import virtual_node_kind
+
+    assert tuple(pods.PLACEMENT) == PROFILES
+    for profile, (selector, _) in pods.PLACEMENT.items():  # the same documented selector as lint's
+        assert selector == virtual_node_kind(profile).selector
+    assert pods.DEFAULT_PROFILE == Settings(project_dir=REPO).profile
+    monkeypatch.setenv("SANDBOX_PROFILE", "aci-v3")
+    with pytest.raises(ValueError, match="SANDBOX_PROFILE='aci-v3' names no kind of AKS virtual node: set it to aci-v1 or aci-v2"):
+        pods.virtual_node()
+
+
+def test_the_compose_env_tells_the_dag_helper_the_profile(tmp_path: Path) -> None:
+    from sandbox.core.airflow_config import airflow_env, compose_topology
+    from sandbox.config import load_settings
+    from sandbox.state import Secrets
+
+    for profile in ("aci-v1", "aci-v2"):
+        settings = load_settings(tmp_path, environ={"SANDBOX_PROFILE": profile})
+        for topology in (compose_topology(settings), compose_topology(settings, with_cluster=False)):
+            assert airflow_env(settings, Secrets.generate(), topology)["SANDBOX_PROFILE"] == profile
 
 
 def test_rendered_pods_follow_the_aci_rules_and_the_blob_contract(dagbag: Any) -> None:

@@ -164,7 +164,7 @@ class World:
             r"^kind get nodes": ok("\n".join(nodes)),
             r"^kind get kubeconfig": ok("apiVersion: v1\nkind: Config\nclusters: []\n"),
             r"^kind load docker-image ": self.engine.load,
-            r"^docker compose .* up -d$": compose_up,
+            r"^docker compose .* up -d( --no-recreate)?$": compose_up,
             r"^docker compose .* down": compose_down,
             r"^docker compose .* ps --all --format json": lambda argv: ok("\n".join(json.dumps(c) for c in self.containers.values())),
             r"^docker compose .* config --services": ok("\n".join(SERVICES) + "\n"),
@@ -249,7 +249,7 @@ def test_up_runs_every_step_in_order_with_the_exact_commands(rig: Rig) -> None:
     assert order == sorted(order)
     assert sum(line.endswith("compose version --short") for line in lines) == 1  # compose found once per up
     assert rig.runner.argvs[order[1]] == create_argv(
-        "demo", rig.settings.kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
+        "demo", state.rendered_kind_config, wait="1s", kubeconfig=state.admin_kubeconfig
     )
     assert rig.runner.argvs[order[3]] == up_argv(V2, rig.project)
     assert rig.project.files == (rig.settings.compose_file, rig.settings.compose_file.parent / "kind.yaml")
@@ -283,7 +283,7 @@ def test_a_second_up_only_verifies(rig: Rig) -> None:
     rig.fresh_adapters()
     rig.up()
     second = rig.runner.lines[before:]
-    assert not [line for line in second if "create cluster" in line or line.endswith(" up -d") or "delete" in line]
+    assert not [line for line in second if "create cluster" in line or " up -d" in line or "delete" in line]
     assert any(" ps --all" in line for line in second)  # it did verify the stack
     assert rig.reporter.steps.count("verify the Airflow stack") == 1
     assert "airflow stack (compose up)" not in rig.reporter.steps
@@ -297,7 +297,16 @@ def test_a_changed_compose_input_is_applied_by_the_next_up(rig: Rig) -> None:
     rig.settings.compose_file.write_text("# edited by the user\n")
     before = len(rig.runner.calls)
     rig.up()
-    assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])
+    assert any(line.endswith(" up -d") for line in rig.runner.lines[before:])  # may recreate
+
+
+def test_a_stopped_service_is_started_without_recreating_the_healthy_rest(rig: Rig) -> None:
+    rig.up()
+    rig.world.containers["airflow-worker"] = {**rig.world.containers["airflow-worker"], "State": "exited", "ExitCode": 137}
+    before = len(rig.runner.calls)
+    rig.fresh_adapters()
+    rig.up()
+    assert [line for line in rig.runner.lines[before:] if " up -d" in line][0].endswith(" up -d --no-recreate")
 
 
 def test_stack_only_skips_the_cluster_and_images(rig: Rig) -> None:

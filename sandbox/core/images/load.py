@@ -83,14 +83,17 @@ def _load_into(
 ) -> bool:
     """`kind load docker-image`; where that cannot work (Docker's containerd image store, an image
     only podman holds), save the image through the engine API and `kind load image-archive`."""
-    try:
-        kind.load_docker_image(settings.cluster_name, planned.canonical_ref, nodes)
-        return False
-    except CommandFailed as exc:
-        if not needs_archive(exc):
-            raise
-        reporter.info(f"kind load docker-image failed ({last_line(exc.stderr)}); "
-                      f"loading {planned.ref} from an image archive instead")
+    if settings.image_load == "archive":
+        reporter.info(f"image_load = archive: loading {planned.ref} from an image archive")
+    else:
+        try:
+            kind.load_docker_image(settings.cluster_name, planned.canonical_ref, nodes)
+            return False
+        except CommandFailed as exc:
+            if not needs_archive(exc):
+                raise
+            reporter.info(f"kind load docker-image failed ({last_line(exc.stderr)}); "
+                          f"loading {planned.ref} from an image archive instead")
     archive_dir = StateDir(settings.state_dir).ensure() / "images"  # private, like all state
     archive_dir.mkdir(exist_ok=True)
     archive = archive_dir / f"{planned.name}-{planned.tag}.tar"
