@@ -2,24 +2,23 @@
 
 extract -> features -> train_model_a & train_model_b (parallel) -> compare -> deploy_model_a |
 deploy_model_b. The heavy steps are pods on the AKS virtual node running CLIs of the `steps`
-task image; `compare` is a plain Python branch in the Airflow worker that reads the metrics the
-train steps wrote to blob storage (sandbox/train_compare_deploy/<ds>/model_<x>/metrics.json).
+task image; `compare` is a plain Python branch in the Airflow worker that picks the better model
+from the metrics line each train pod printed on stdout, which the worker captured from the pod's
+log into the task's `sandbox_metrics` XCom (sandbox_tasks/lineage.py) — no blob read, no exec.
 On a fresh sandbox, extract seeds the day's raw measurements (synthetic, seeded by the date).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import DAG, task
-from sandbox_tasks import BLOB_CONTAINER, BLOB_ENV, task_image, virtual_node
+from airflow.sdk import DAG, get_current_context, task
+from sandbox_tasks import BLOB_CONTAINER, pulled_metrics, stdout_metrics, task_image, virtual_node
 
 DAG_ID = "train_compare_deploy"
 DATA = f"{BLOB_CONTAINER}/{DAG_ID}/{{{{ ds }}}}"  # rendered per run
@@ -42,37 +41,27 @@ def step(task_id: str, module: str, source: str, target: str, *extra: str) -> Ku
     )
 
 
-def read_blob_json(path: str) -> Any:
-    """`<container>/<blob>` as JSON, with the connection string Airflow's processes get.
-
-    azure-storage-blob is in the official apache/airflow image (the microsoft-azure provider,
-    one of its default extras, depends on it) and in the sandbox's Python environment.
-    """
-    from azure.storage.blob import BlobServiceClient
-
-    # The SDK logs each request's headers at INFO: keep the task log readable.
-    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
-    connection = os.environ.get(BLOB_ENV)
-    if not connection:
-        raise RuntimeError(f"{BLOB_ENV} is not set for the Airflow worker: cannot read {path}")
-    container, _, name = path.partition("/")
-    blob = BlobServiceClient.from_connection_string(connection).get_blob_client(container, name)
-    return json.loads(blob.download_blob().readall())
-
-
-def better_model(metrics: Mapping[str, Mapping[str, float]]) -> str:
+def better_model(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     """The model with the lowest test RMSE; on a tie, the first by name (deterministic)."""
+    missing = sorted(name for name, m in metrics.items() if not isinstance(m.get("rmse"), int | float))
+    if missing:
+        raise ValueError(
+            f"no rmse in the metrics of model(s) {', '.join(missing)}: did train print its metrics line?"
+        )
     return min(sorted(metrics), key=lambda name: metrics[name]["rmse"])
 
 
 @task.branch(task_id="compare")
-def compare(data: str) -> str:
-    """Pick the deploy task of the better model, from the metrics blobs of both train steps."""
-    metrics = {name: read_blob_json(f"{data}/model_{name}/metrics.json") for name in MODELS}
+def compare() -> str:
+    """Pick the deploy task of the better model, from the metrics both train pods printed."""
+    context = get_current_context()
+    by_task = pulled_metrics(context, [f"train_model_{m}" for m in MODELS])
+    metrics = {name: by_task[f"train_model_{name}"] for name in MODELS}
     winner = better_model(metrics)
-    line = {"step": "compare", "winner": winner}
-    line.update({f"rmse_{name}": m["rmse"] for name, m in metrics.items()})
-    print(json.dumps(line, sort_keys=True))
+    with stdout_metrics(context):
+        line: dict[str, Any] = {"step": "compare", "winner": winner}
+        line.update({f"rmse_{name}": m["rmse"] for name, m in metrics.items()})
+        print(json.dumps(line, sort_keys=True))
     return f"deploy_model_{winner}"
 
 
@@ -97,7 +86,7 @@ with DAG(
         step(f"train_model_{m}", "train", "features.json", f"model_{m}/", "--model", m)
         for m in MODELS
     ]
-    chosen = compare(data=DATA)
+    chosen = compare()
     deploy = [step(f"deploy_model_{m}", "deploy", f"model_{m}/", "deployment.json") for m in MODELS]
 
     extract >> features >> train >> chosen >> deploy

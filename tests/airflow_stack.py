@@ -334,8 +334,22 @@ class AirflowStack:
         self._start("worker")
         self._wait_worker_ready(after=before)
 
+    def restart(self) -> None:
+        """Every Airflow process stopped and started again on the same database, vhost and
+        folders: what `sandbox down` + `up` does to the containers, the volume kept."""
+        before = self._worker_ready_count()
+        self._stop_processes()
+        for name in PROCESSES:
+            self._start(name)
+        self._wait_worker_ready(after=before)
+        self.wait_healthy()
+
     # -- teardown and diagnostics ----------------------------------------------------------
     def stop(self) -> None:
+        self._stop_processes()
+        self._drop_resources()
+
+    def _stop_processes(self) -> None:
         for proc in self.procs.values():
             _signal_group(proc, signal.SIGTERM)
         for name, proc in self.procs.items():
@@ -346,7 +360,6 @@ class AirflowStack:
             _kill_session(proc, signal.SIGKILL)  # stragglers (serve-logs, task processes)
             proc.wait()
         self.procs.clear()
-        self._drop_resources()
 
     def _drop_resources(self) -> None:
         from psycopg2 import sql

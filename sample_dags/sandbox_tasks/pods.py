@@ -11,6 +11,8 @@ DAGs, so placement and the ACI rules are right in one place instead of in every 
   ACI (virtual nodes v1) cannot run; steps exchange data through blob storage instead;
 - the blob connection string from the Secret `sandbox up` creates (on AKS: a Secret of the same
   name holding the real storage account's connection string);
+- `callbacks=[MetricsCapture]`: the metrics line and the lineage record, read from the pod's
+  log in the worker (sandbox_tasks/lineage.py);
 - the pull policy from `task_image_pull_policy()`: `IfNotPresent` in the sandbox (images are
   loaded into the kind nodes, there is no registry), Kubernetes' default in production.
 
@@ -26,6 +28,7 @@ from typing import Any
 from kubernetes.client import models as k8s
 
 from sandbox_tasks.images import task_image_pull_policy
+from sandbox_tasks.lineage import MetricsCapture
 
 # The blob contract, as sandbox.core.blob defines it (a unit test keeps the two equal).
 BLOB_CONTAINER = "sandbox"
@@ -127,7 +130,8 @@ def virtual_node(
         "env_vars": blob_env(),
         "image_pull_policy": task_image_pull_policy(),
         "do_xcom_push": False,
-        "get_logs": True,
+        "get_logs": True,  # MetricsCapture reads the metrics line from the followed log
+        "callbacks": [MetricsCapture],
         "log_events_on_failure": True,
         "on_finish_action": ON_FINISH_ACTION,
         # ACI may need minutes to start a container group; kind needs seconds.

@@ -21,6 +21,7 @@ from sandbox.errors import AirflowApiError, StackError
 log = logging.getLogger("sandbox.http")
 
 PAGE = 100
+READ_RETRIES = 2
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 FINISHED_TASK_STATES = frozenset(
     {"success", "failed", "skipped", "upstream_failed", "removed"}
@@ -71,6 +72,7 @@ class DagRun:
     conf: Mapping[str, Any] = field(default_factory=dict)
     # When the scheduler last looked at the run: proof it has seen the run since some moment.
     last_scheduling_decision: datetime | None = None
+    note: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DagRun:
@@ -84,6 +86,7 @@ class DagRun:
             end_date=parse_time(data.get("end_date")),
             conf=data.get("conf") or {},
             last_scheduling_decision=parse_time(data.get("last_scheduling_decision")),
+            note=data.get("note"),
         )
 
     @property
@@ -275,15 +278,26 @@ class AirflowApi:
 
     # -- transport ------------------------------------------------------------------------
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise StackError(
-                f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__}",
-                hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
-            ) from exc
+        """One request; a GET whose answer timed out is asked again (READ_RETRIES times): it is
+        idempotent, and a server slowed by a loaded machine is not a server that is down."""
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except httpx.TimeoutException as exc:  # connect, read, write or pool
+                if method != "GET" or attempt == READ_RETRIES:
+                    raise self._unreachable(exc) from exc
+                log.debug("%s %s%s timed out; asking again", method, self.base_url, path)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
         log.debug("%s %s%s -> %s", method, self.base_url, path, response.status_code)
         return response
+
+    def _unreachable(self, exc: httpx.TransportError) -> StackError:
+        return StackError(
+            f"cannot reach the Airflow API at {self.base_url}: {exc or type(exc).__name__} ({type(exc).__name__})",
+            hint="start the sandbox with `sandbox up` (or check it with `sandbox status`)",
+        )
 
     def _login(self) -> str:
         response = self._send(
@@ -353,11 +367,18 @@ class AirflowApi:
 
     # -- runs ---------------------------------------------------------------------------------
     def trigger(
-        self, dag_id: str, logical_date: datetime, conf: Mapping[str, Any] | None = None
+        self,
+        dag_id: str,
+        logical_date: datetime,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        note: str | None = None,
     ) -> DagRun:
         payload: dict[str, Any] = {"logical_date": format_time(logical_date)}
         if conf:
             payload["conf"] = dict(conf)
+        if note:
+            payload["note"] = note
         body = self.request("POST", f"/api/v2/dags/{_seg(dag_id)}/dagRuns", json=payload)
         return DagRun.from_json(body)
 
@@ -394,6 +415,14 @@ class AirflowApi:
             )
             return [DagRun.from_json(r) for r in reversed(body["dag_runs"])]
         return [DagRun.from_json(r) for r in self._pages(path, "dag_runs", params)]
+
+    def set_run_note(self, dag_id: str, run_id: str, note: str) -> DagRun:
+        """PATCH the run's note (Airflow caps it at 1000 characters)."""
+        body = self.request(
+            "PATCH", f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}", json={"note": note},
+            params={"update_mask": "note"},
+        )
+        return DagRun.from_json(body)
 
     def clear_run(self, dag_id: str, run_id: str) -> DagRun:
         body = self.request(
@@ -469,6 +498,40 @@ class AirflowApi:
             f"/taskInstances/{_seg(task_id)}/logs/{try_number}"
         )
         return LogChunk.from_json(self.request("GET", path, params=params))
+
+    def xcom_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str, *, map_index: int = -1
+    ) -> Any:
+        """One XCom's value as the task pushed it; None when there is none.
+
+        Without `deserialize` the API returns the stored JSON itself (routes/public/xcom.py,
+        `get_xcom_entry`); `deserialize=true` would stringify it for display.
+        """
+        path = (
+            f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"
+            f"/taskInstances/{_seg(task_id)}/xcomEntries/{_seg(key)}"
+        )
+        try:
+            body = self.request("GET", path, params={"map_index": map_index})
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        value = body.get("value")
+        if isinstance(value, str):  # stored as serialized JSON text by some writers
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def xcom_tasks(self, dag_id: str, run_id: str, key: str) -> list[tuple[str, int]]:
+        """(task_id, map_index) of the run's task instances holding an XCom `key`."""
+        path = f"/api/v2/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/~/xcomEntries"
+        return [
+            (e["task_id"], int(e.get("map_index", -1)))
+            for e in self._pages(path, "xcom_entries", {"xcom_key": key})
+        ]
 
     # -- backfills ----------------------------------------------------------------------------
     def create_backfill(

@@ -102,9 +102,9 @@ def root(
 
 
 def _register() -> None:
-    from sandbox.cli import images, lint, ops, project, runs, stack
+    from sandbox.cli import images, lineage, lint, ops, project, runs, stack
 
-    for module in (project, stack, runs, ops, lint, images):
+    for module in (project, stack, runs, ops, lineage, lint, images):
         module.register(app)
 
 

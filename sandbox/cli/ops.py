@@ -7,7 +7,7 @@ exits like it: 0 every re-run succeeded, 1 one failed, 2 bad input.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -184,7 +184,17 @@ RUN_COLUMNS: tuple[tuple[str, Callable[[RunRow], str]], ...] = (
     ("started", lambda r: r.start_date.strftime("%Y-%m-%d %H:%M:%S") if r.start_date else "-"),
     ("duration", lambda r: _seconds(r.duration_s)),
     ("run id", lambda r: escape(r.run_id)),
+    ("metrics", lambda r: escape(_metrics_text(r.metrics))),
 )
+
+
+def _metrics_text(metrics: Mapping[str, Mapping[str, float]], limit: int = 3) -> str:
+    """`task: name=value, …; …`, at most `limit` numbers a task (`sandbox compare` has all)."""
+    parts = []
+    for task, numbers in sorted(metrics.items()):
+        shown = ", ".join(f"{k}={v:.6g}" for k, v in sorted(numbers.items())[:limit])
+        parts.append(f"{task}: {shown}")
+    return "; ".join(parts) or "-"
 
 
 def _date(value: Any) -> str:
@@ -200,7 +210,7 @@ def runs(
     last: int = typer.Option(None, "--last", "-n", min=1, help="Only the newest N runs."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """A DAG's runs: logical date, run type, state, start and duration."""
+    """A DAG's runs: logical date, run type, state, start, duration and each task's metrics."""
     from sandbox.core.ops import runs_report
 
     with ctx.obj.adapters().airflow() as api:

@@ -172,9 +172,11 @@ def run_dag(
     from sandbox.core.dates import format_logical_date, parse_logical_date
     from rich.live import Live
 
+    from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import RunRequest
     from sandbox.core.runs import run_dag as core_run_dag
 
+    settings = ctx.obj.settings()
     request = RunRequest(
         dag_id=dag_id,
         logical_date=parse_logical_date(date),
@@ -182,8 +184,8 @@ def run_dag(
         rerun=rerun,
         logs=logs,
         timeout=timeout,
+        note=trigger_note(settings),
     )
-    settings = ctx.obj.settings()
     _require_api(ctx)  # a stopped sandbox fails now, not after the lint
     if lint:
         with ctx.obj.reporter().step(f"lint {dag_id}"):
@@ -234,9 +236,11 @@ def backfill(
     from sandbox.core.dates import parse_logical_date
     from rich.live import Live
 
+    from sandbox.core.lineage import trigger_note
     from sandbox.core.runs import BackfillRequest
     from sandbox.core.runs import backfill as core_backfill
 
+    settings = ctx.obj.settings()
     request = BackfillRequest(
         dag_id=dag_id,
         start=parse_logical_date(start, option="--start"),
@@ -245,8 +249,8 @@ def backfill(
         rerun_failed=rerun_failed,
         conf=_parse_conf(conf),
         timeout=timeout,
+        note=trigger_note(settings),
     )
-    settings = ctx.obj.settings()
     with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
         live.update(f"waiting for {escape(dag_id)} to be parsed…")
         result = core_backfill(

@@ -138,6 +138,11 @@ def airflow_env(settings: Settings, secrets: Secrets, topology: Topology) -> dic
             f"AIRFLOW__CORE__{name.upper()}": str(value)
             for name, value in settings.concurrency.items()
         },
+        # The global caps from sandbox.toml [concurrency] (Airflow's defaults unless set).
+        **{
+            f"AIRFLOW__CORE__{name.upper()}": str(value)
+            for name, value in settings.concurrency.items()
+        },
         "AIRFLOW__API__HOST": topology.api_host,
         "AIRFLOW__API__PORT": str(topology.api_port),
         "AIRFLOW__API__BASE_URL": topology.api_public_url,

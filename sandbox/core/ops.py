@@ -7,8 +7,8 @@ run-dag's loop (sandbox.core.follow) and returns run-dag's RunResult per run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from sandbox.adapters.airflow_api import AirflowApi, Dag, DagRun, TaskInstance
 from sandbox.config import Settings
 from sandbox.core.dates import format_logical_date
 from sandbox.core.follow import LogSink, RunSnapshot, follow_run
+from sandbox.core.lineage import run_metrics
 from sandbox.core.runs import RunResult, run_url, summarize
 from sandbox.errors import UnknownDag, UsageError
 
@@ -276,10 +277,15 @@ class RunRow:
     state: str
     start_date: datetime | None
     duration_s: float | None
+    # Each task's headline metrics (sandbox.core.lineage.run_metrics): task -> name -> number.
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, run: DagRun) -> RunRow:
-        return cls(run.run_id, run.logical_date, run.run_type, run.state, run.start_date, run.duration_s)
+    def of(cls, run: DagRun, metrics: Mapping[str, Mapping[str, float]] | None = None) -> RunRow:
+        return cls(
+            run.run_id, run.logical_date, run.run_type, run.state, run.start_date, run.duration_s,
+            dict(metrics or {}),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -289,6 +295,7 @@ class RunRow:
             "state": self.state,
             "start_date": self.start_date.isoformat() if self.start_date else None,
             "duration_s": self.duration_s,
+            "metrics": {task: dict(numbers) for task, numbers in self.metrics.items()},
         }
 
 
@@ -309,4 +316,4 @@ def runs_report(
         require_choice("--state", state, RUN_STATES)
     require_dag(api, dag_id)
     runs = api.list_runs(dag_id, states=states, last=last)
-    return RunsReport(dag_id, tuple(RunRow.of(r) for r in runs))
+    return RunsReport(dag_id, tuple(RunRow.of(r, run_metrics(api, dag_id, r.run_id)) for r in runs))

@@ -31,6 +31,7 @@ from sandbox.core.follow import (
     follow_run,
     log_tail,
 )
+from sandbox.core.lineage import SOURCE_PREFIX
 from sandbox.errors import AirflowApiError, DagImportFailed, RunExists, UnknownDag, UsageError, WaitTimeout
 from sandbox.waiting import NotReady, wait_until
 
@@ -190,6 +191,7 @@ class RunRequest:
     rerun: bool = False
     logs: bool = True
     timeout: float | None = None  # None: settings.timeouts.run
+    note: str | None = None  # the run's note: the DAG folder's git source (core.lineage)
 
 
 def summarize(api: AirflowApi, snapshot: RunSnapshot) -> tuple[TaskSummary, ...]:
@@ -206,7 +208,7 @@ def summarize(api: AirflowApi, snapshot: RunSnapshot) -> tuple[TaskSummary, ...]
 def start_run(api: AirflowApi, request: RunRequest) -> tuple[DagRun, bool]:
     """Trigger the run; on 409 clear the existing one when asked to (returns it and rerun=True)."""
     try:
-        return api.trigger(request.dag_id, request.logical_date, request.conf), False
+        return api.trigger(request.dag_id, request.logical_date, request.conf, note=request.note), False
     except AirflowApiError as exc:
         if exc.status != 409:
             raise
@@ -218,6 +220,8 @@ def start_run(api: AirflowApi, request: RunRequest) -> tuple[DagRun, bool]:
             f"DAG {request.dag_id!r} already has a run for {day}{state}",
             hint="add --rerun to clear that run and run it again, or pick another --date",
         )
+    if request.note:  # before the clear, so every task of the rerun reads the new source
+        api.set_run_note(request.dag_id, existing[0].run_id, request.note)
     return api.clear_run(request.dag_id, existing[0].run_id), True
 
 
@@ -271,6 +275,7 @@ class BackfillRequest:
     rerun_failed: bool = False
     conf: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+    note: str | None = None  # given to the runs this backfill queues (core.lineage)
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,8 @@ def backfill(
         if exc.status in (400, 422):
             raise UsageError(f"Airflow refused the backfill: {exc.detail}") from exc
         raise
+    if request.note:
+        note_backfill_runs(api, request)
     on_started(created)
     final = follow_backfill(
         api, created, timeout=request.timeout or settings.timeouts.run, on_update=on_update
@@ -356,6 +363,16 @@ def backfill(
         runs=tuple(DateResult(r.logical_date, r.run_id, r.state, r.duration_s) for r in final.runs),
         url=f"{settings.api_url}/dags/{quote(request.dag_id, safe='')}/runs",
     )
+
+
+def note_backfill_runs(api: AirflowApi, request: BackfillRequest) -> None:
+    """The backfill API takes no note: give it to the runs it just queued (Airflow creates a
+    backfill's runs at once, models/backfill.py `_create_backfill`). Runs of earlier backfills
+    keep theirs; `show` reads the note when asked, so a task that starts first loses nothing."""
+    for run in api.list_runs(request.dag_id, start=request.start, end=request.end):
+        fresh = run.note is None or run.note.startswith(SOURCE_PREFIX)
+        if run.run_type == "backfill" and run.state in ("queued", "running") and fresh:
+            api.set_run_note(request.dag_id, run.run_id, request.note)
 
 
 # -- dags --------------------------------------------------------------------------------------------

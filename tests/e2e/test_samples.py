@@ -183,3 +183,43 @@ def test_a_second_run_gives_identical_outputs(
     assert len(task_pods(core, "recommend")) >= before + len(POD_TASKS["recommend"]), (
         "nothing re-ran"
     )
+
+
+def _sandbox_json(*args: str) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", *args, "--json"], cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("dag_id", sorted(POD_TASKS))
+def test_every_pod_task_has_a_record_with_the_nodes_image_id_and_metrics(
+    ran: dict[str, dict[str, bytes]], core: Any, dag_id: str
+) -> None:
+    shown = _sandbox_json("show", dag_id, "--date", DATE)
+    records = {t["task_id"]: t for t in shown["tasks"] if t["kind"] == "pod"}
+    assert POD_TASKS[dag_id] <= set(records)
+    assert shown["source"] is not None and len(shown["source"]["commit"]) == 40
+    node = virtual_node(core)
+    pods = {p.metadata.name: p for p in task_pods(core, dag_id)}
+    for task_id in POD_TASKS[dag_id]:
+        record = records[task_id]
+        pod = pods[record["pod"]["name"]]  # the record names the pod that really ran
+        [status] = pod.status.container_statuses
+        assert record["image"]["id"] == status.image_id and record["image"]["id"]
+        assert record["node"] == {"name": node, "virtual": True}
+        assert record["container"]["args"] == pod.spec.containers[0].args
+        assert record["exit_code"] == 0 and record["warnings"] == []
+        assert record["metrics"]["step"] == record["container"]["command"][2].removeprefix("steps.")
+        assert "kubectl create -o name -f -" in record["rerun"]
+
+
+def test_compare_shows_model_a_against_b_for_the_run(ran: dict[str, dict[str, bytes]]) -> None:
+    body = _sandbox_json("compare", "train_compare_deploy", "--metric", "rmse", "--last", "5")
+    [run] = [r for r in body["runs"] if r["logical_date"].startswith(DATE)]
+    blobs = ran["train_compare_deploy"]
+    for m in "ab":  # the captured line equals what train wrote next to the model
+        assert run["metrics"][f"train_model_{m}"]["rmse"] == json.loads(blobs[f"model_{m}/metrics.json"])["rmse"]
+    assert body["best"]["rmse"]["task"] == "train_model_" + json.loads(blobs["deployment.json"])["model"]

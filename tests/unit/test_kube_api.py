@@ -97,6 +97,12 @@ def test_resource_paths(tmp_path: Path) -> None:
         "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/roles/airflow-tasks-pod-launcher",
         "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/rolebindings/airflow-tasks-pod-launcher",
         "/api/v1/namespaces/sandbox-tasks/secrets/airflow-tasks-token",
+        "/api/v1/namespaces/sandbox-tasks/serviceaccounts/spark-submit",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/roles/spark-submit",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/rolebindings/spark-submit",
+        "/api/v1/namespaces/sandbox-tasks/serviceaccounts/spark-driver",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/roles/spark-driver",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox-tasks/rolebindings/spark-driver",
     ]
     assert (
         resource_path(blob_secret_manifest("ns", "http://x"))

@@ -63,7 +63,7 @@ def test_runs_rows_from_the_api_and_a_queued_run_without_start() -> None:
     assert runs and all(r.state in ("success", "failed") for r in runs)
     row = RunRow.of(runs[0])
     assert row.duration_s is not None and row.duration_s > 0
-    assert set(row.to_json()) == {"run_id", "logical_date", "run_type", "state", "start_date", "duration_s"}
+    assert set(row.to_json()) == {"run_id", "logical_date", "run_type", "state", "start_date", "duration_s", "metrics"}
     queued = DagRun.from_json(load("dag_run_queued"))
     assert queued.state == "queued" and queued.start_date is None and RunRow.of(queued).duration_s is None
 
