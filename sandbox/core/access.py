@@ -61,7 +61,10 @@ def internal_server(settings: Settings) -> str:
 
 
 def access_manifests(settings: Settings) -> list[dict[str, Any]]:
-    """Namespace, ServiceAccount, Role, RoleBinding and the account's token Secret, in apply order."""
+    """Namespace, ServiceAccount, Role, RoleBinding and the account's token Secret, in apply
+    order; then the Spark samples' accounts (sandbox.core.spark_access)."""
+    from sandbox.core.spark_access import spark_access_manifests
+
     ns, sa = settings.task_namespace, settings.service_account
 
     def meta(name: str, **extra: Any) -> dict[str, Any]:
@@ -95,6 +98,7 @@ def access_manifests(settings: Settings) -> list[dict[str, Any]]:
                 token_secret_name(settings), annotations={"kubernetes.io/service-account.name": sa}
             ),
         },
+        *spark_access_manifests(settings),
     ]
 
 

@@ -281,31 +281,52 @@ def _lint_folder(
     dags = [d for dag_id, d in sorted(bag.dags.items()) if wanted is None or dag_id in wanted]
     for dag in dags:
         for task in dag.tasks:
-            result = _lint_task(dag, task, folder, nodes, profile)
-            if result is not None:
-                tasks.append(result)
+            tasks += _lint_task(dag, task, folder, nodes, profile)
     return LintReport(folder, profile, tuple(tasks), problems, missing, len(dags))
 
 
 def _lint_task(
     dag: Any, task: Any, folder: Path, nodes: Sequence[NodeSpec], profile: str
-) -> TaskResult | None:
+) -> list[TaskResult]:
+    """The task's own pod, then the pods it makes Spark create (a cluster-mode spark-submit)."""
     from sandbox.core.pod_render import as_admitted, is_pod_task, render_pod
+    from sandbox.core.spark_pods import spark_pods
 
     if not is_pod_task(task):
-        return None
+        return []
     file = _relative(dag.fileloc, folder)
     try:
-        pod = as_admitted(render_pod(task))
+        rendered = render_pod(task)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's operator is a finding
         message = f"the provider cannot build this task's pod: {type(exc).__name__}: {exc}"
-        return TaskResult(
-            dag.dag_id, task.task_id, file, "not-rendered", "the pod could not be built",
-            (Finding("render", message),),
-        )
+        return [
+            TaskResult(
+                dag.dag_id, task.task_id, file, "not-rendered", "the pod could not be built",
+                (Finding("render", message),),
+            )
+        ]
+    results = [_check_pod(dag.dag_id, task.task_id, file, as_admitted(rendered), nodes, profile)]
+    for spark_pod in spark_pods(rendered):
+        task_id = f"{task.task_id} → spark {spark_pod.role}"
+        if spark_pod.pod is None:
+            results.append(
+                TaskResult(
+                    dag.dag_id, task_id, file, "not-rendered", "the pod template could not be read",
+                    (Finding("render", spark_pod.problem),),
+                )
+            )
+            continue
+        results.append(_check_pod(dag.dag_id, task_id, file, as_admitted(spark_pod.pod), nodes, profile))
+    return results
+
+
+def _check_pod(
+    dag_id: str, task_id: str, file: str, pod: Mapping[str, Any], nodes: Sequence[NodeSpec], profile: str
+) -> TaskResult:
     placement = predict(pod, nodes)
     violations: list[Finding] = []
     warnings: list[Finding] = []
+    reason = placement.reason
     if placement.target == "unschedulable":
         selector = ", ".join(f"{k}={v}" for k, v in virtual_node_kind(profile).selector.items())
         violations.append(
@@ -321,10 +342,14 @@ def _lint_task(
         violations += [Finding(r.id, r.text) for r in verdict.violations]
         violations += [Finding("cel-error", e) for e in verdict.errors]
         warnings += [Finding(r.id, r.text) for r in verdict.warnings]
-    return TaskResult(
-        dag.dag_id, task.task_id, file, placement.target, placement.reason,
-        tuple(violations), tuple(warnings),
-    )
+    else:
+        # Say why a worker pod is better off there: what the virtual node would refuse.
+        refused = check_pod(pod, profile, assume_matched=True).violations
+        if refused:
+            reason += f"; the virtual node would refuse it under {profile}: " + ", ".join(
+                f"[aci:{r.id}]" for r in refused
+            )
+    return TaskResult(dag_id, task_id, file, placement.target, reason, tuple(violations), tuple(warnings))
 
 
 @contextmanager

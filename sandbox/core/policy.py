@@ -168,14 +168,16 @@ class PodVerdict:
     errors: tuple[str, ...]  # a rule that could not be evaluated refuses the pod (failurePolicy Fail)
 
 
-def check_pod(pod: Mapping[str, Any], profile: str) -> PodVerdict:
-    """Evaluate the profile's rules over a pod dict exactly as the admission policy would."""
+def check_pod(pod: Mapping[str, Any], profile: str, *, assume_matched: bool = False) -> PodVerdict:
+    """Evaluate the profile's rules over a pod dict exactly as the admission policy would.
+    `assume_matched`: evaluate the rules even if the pod does not tolerate the virtual node
+    (to say what would refuse it there)."""
     from sandbox.core.cel_k8s import CelError, activation, evaluate
 
     rule_set = load_rules()
     variables = activation({"object": pod})
     try:
-        matched = bool(evaluate(rule_set.match_expression, variables))
+        matched = assume_matched or bool(evaluate(rule_set.match_expression, variables))
     except CelError as exc:
         return PodVerdict(True, (), (), (f"match condition failed: {exc}",))
     if not matched:

@@ -74,9 +74,9 @@ def test_runs_the_e2e_path_in_order(job: dict, action: dict) -> None:
     assert action["inputs"]["python-version"]["default"] == "3.11"
     assert "python-version" not in _action_step(job)["with"]
     # the repository's own action (action.yml) brings the sample project up (cold), lints it and
-    # runs both samples, into .venv with the test extras, and leaves it up for the steps after it
+    # runs the three samples, into .venv with the test extras, and leaves it up for the steps after it
     with_ = _action_step(job)["with"]
-    assert with_["dags"].split() == ["recommend@2021-12-01", "train_compare_deploy@2021-12-01"]
+    assert with_["dags"].split() == ["recommend@2021-12-01", "train_compare_deploy@2021-12-01", "spark_etl@2021-12-01"]
     assert (with_["venv"], with_["extras"], with_["constraints"], with_["teardown"]) == (".venv", "test", "requirements.lock", "false")
     expected = [
         ".venv/bin/sandbox up 2>&1 | tee diagnostics/up-warm.log",  # the warm `up`, timed
@@ -113,7 +113,7 @@ def test_run_dag_gives_up_before_the_action_step_is_killed(job: dict, action: di
     assert "run-dag-timeout" in action["inputs"]
     timeout = int(step["with"]["run-dag-timeout"])
     runs = len(step["with"]["dags"].split())
-    assert timeout > 0 and runs == 2
+    assert timeout > 0 and runs == 3
     needed = (ACTION_MINUTES_BEFORE_RUNS + ACTION_MINUTES_AFTER_RUNS) * 60 + runs * (timeout + 60)
     assert needed <= step["timeout-minutes"] * 60, (needed, step["timeout-minutes"] * 60)
     run_dag = next(s["run"] for s in action["runs"]["steps"] if s.get("name") == "sandbox run-dag")

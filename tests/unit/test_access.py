@@ -41,6 +41,7 @@ def test_manifests_are_valid_kubernetes_objects(settings) -> None:
         "Role",
         "RoleBinding",
         "Secret",
+        *["ServiceAccount", "Role", "RoleBinding"] * 2,  # spark-submit, spark-driver
     ]
     for manifest in [
         *manifests,
@@ -57,7 +58,7 @@ def test_schema_validation_can_fail(settings) -> None:
 
 
 def test_role_is_namespaced_and_limited_to_pod_work(settings) -> None:
-    _, sa, role, binding, secret = access_manifests(settings)
+    _, sa, role, binding, secret = access_manifests(settings)[:5]
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "sandbox-tasks"
     rules = {r["resources"][0]: set(r["verbs"]) for r in role["rules"]}
     assert rules == {
@@ -114,6 +115,11 @@ def test_ensure_cluster_access_applies_in_order_and_writes_a_private_kubeconfig(
         ("APPLY", "Role sandbox-tasks/airflow-tasks-pod-launcher"),
         ("APPLY", "RoleBinding sandbox-tasks/airflow-tasks-pod-launcher"),
         ("APPLY", "Secret sandbox-tasks/airflow-tasks-token"),
+        *[
+            (verb, f"{kind} sandbox-tasks/{account}")
+            for account in ("spark-submit", "spark-driver")
+            for verb, kind in (("APPLY", "ServiceAccount"), ("APPLY", "Role"), ("APPLY", "RoleBinding"))
+        ],
     ]
     path = state.airflow_kubeconfig
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

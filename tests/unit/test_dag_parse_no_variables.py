@@ -90,7 +90,7 @@ def parse(tmp_path: Path, mode: str) -> dict:
     shutil.copytree(REPO / "sample_dags", dags, ignore=shutil.ignore_patterns(".sandbox-images.json", "__pycache__"))
     extra = dict(MODES[mode])
     if extra.pop("record", None):
-        images = {"steps": {"image": "steps:0123456789ab"}}
+        images = {name: {"image": f"{name}:0123456789ab"} for name in ("steps", "spark")}
         (dags / ".sandbox-images.json").write_text(json.dumps({"version": 1, "images": images}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_IMAGE_", "AIRFLOW", "SANDBOX_"))}
     env.update(extra)
@@ -111,14 +111,15 @@ def test_samples_parse_without_variables_in_every_mode(tmp_path: Path, mode: str
     result = parse(tmp_path, mode)
     assert result["errors"] == {}
     assert result["variable_reads"] == []
-    assert result["dags"] == ["recommend", "train_compare_deploy"]
+    assert result["dags"] == ["recommend", "spark_etl", "train_compare_deploy"]
     expected = {
-        "production": "{{ var.value.task_image_registry }}/steps:{{ var.value.task_image_tag }}",
-        "stack-only": "steps:not-built",
-        "production-env": "acr.example/ml/steps:2021.12.1",
-        "built": "steps:0123456789ab",
+        "production": "{{ var.value.task_image_registry }}/NAME:{{ var.value.task_image_tag }}",
+        "stack-only": "NAME:not-built",
+        "production-env": "acr.example/ml/NAME:2021.12.1",
+        "built": "NAME:0123456789ab",
     }[mode]
-    assert set(result["images"].values()) == {expected}
+    for task, image in result["images"].items():  # spark_etl's submit runs the `spark` image
+        assert image == expected.replace("NAME", "spark" if task.startswith("spark_etl.") else "steps"), task
 
 
 def test_production_variables_are_rendered_when_the_task_runs(tmp_path: Path) -> None:

@@ -148,7 +148,13 @@ def test_sample_dags_are_clean(repo: Path, profile: str) -> None:
     assert report.tasks, "sample_dags has no KubernetesPodOperator task"
     pods = [t for t in report.tasks if t.target != "worker"]
     assert pods and all(t.target == "virtual-node" for t in pods), "\n".join(report.lines())
-    assert not [w for t in report.tasks for w in t.warnings], "\n".join(report.lines())
+    # The one warning the samples accept: Spark itself sets its pods' IP env from the downward
+    # API (docs/spark.md); no template can change that.
+    unexpected = [
+        w for t in report.tasks for w in t.warnings
+        if not (" → spark " in t.task_id and w.rule == "downward-api-ignored")
+    ]
+    assert not unexpected, "\n".join(report.lines())
     assert os.environ.get("SANDBOX_PROFILE") == before  # restored after parsing
 
 

@@ -42,7 +42,10 @@ EXPECTED_EDGES = {
         "deploy_model_a": set(),
         "deploy_model_b": set(),
     },
+    "spark_etl": {"submit": {"watch_driver"}, "watch_driver": {"report"}, "report": set()},
 }
+# The DAGs whose pod tasks are `steps` CLIs on the virtual node (spark_etl: test_spark_sample.py).
+STEP_DAGS = ("recommend", "train_compare_deploy")
 NAMESPACE = os.environ.get("SANDBOX_TASK_NAMESPACE", Settings(project_dir=REPO).task_namespace)
 PRODUCTION_ENV = {"TASK_IMAGE_REGISTRY": "registry.example/ml", "TASK_IMAGE_TAG": "2021.12.1"}
 
@@ -78,12 +81,13 @@ def rendered_pod(dag: Any, task: Any, ds: str = DATE) -> dict[str, Any]:
     return ApiClient().sanitize_for_serialization(task.build_pod_request_obj(dry_run=True))
 
 
-def test_both_dags_load_without_import_errors(dagbag: Any) -> None:
+def test_the_dags_load_without_import_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == ["recommend", "train_compare_deploy"]
+    assert sorted(dagbag.dag_ids) == ["recommend", "spark_etl", "train_compare_deploy"]
     # .airflowignore keeps the helpers and the image sources out of DAG parsing.
     assert sorted(s.file for s in dagbag.dagbag_stats) == [
         "recommend.py",
+        "spark_etl.py",
         "train_compare_deploy.py",
     ]
 
@@ -128,7 +132,7 @@ def test_branch_picks_the_lower_rmse_and_breaks_ties_by_name(dagbag: Any) -> Non
 
 
 def _all_pods(dagbag: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for dag_id in sorted(EXPECTED_EDGES):
+    for dag_id in STEP_DAGS:
         dag = dagbag.dags[dag_id]
         for task in pod_tasks(dag):
             yield dag_id, task.task_id, rendered_pod(dag, task)
@@ -289,7 +293,7 @@ tasks = {
 }
 leaked = sorted(m for m in sys.modules if m == "sandbox" or m.startswith("sandbox."))
 files = sorted(s.file for s in bag.dagbag_stats)
-print(json.dumps({"errors": bag.import_errors, "tasks": tasks, "leaked": leaked, "files": files}))
+print(json.dumps({"errors": bag.import_errors, "tasks": tasks, "leaked": leaked, "files": files}, default=str))
 """
 
 
@@ -299,7 +303,10 @@ def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
         DAGS, dags, ignore=shutil.ignore_patterns("images", "__pycache__", ".sandbox-*")
     )
     # The build record `sandbox build` writes into the DAG folder (format of sandbox.core.images).
-    record = {"version": 1, "images": {"steps": {"image": "steps:0123456789ab"}}}
+    record = {
+        "version": 1,
+        "images": {"steps": {"image": "steps:0123456789ab"}, "spark": {"image": "spark:ba9876543210"}},
+    }
     (dags / ".sandbox-images.json").write_text(json.dumps(record))
     env = {
         k: v
@@ -321,14 +328,17 @@ def test_dag_folder_loads_as_airflow_containers_see_it(tmp_path: Path) -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["leaked"] == []
-    assert result["files"] == ["recommend.py", "train_compare_deploy.py"]
+    assert result["files"] == ["recommend.py", "spark_etl.py", "train_compare_deploy.py"]
     assert {d: set(t) for d, t in result["tasks"].items()} == {
         d: set(e) for d, e in EXPECTED_EDGES.items()
     }
-    pod_settings = [v for d in result["tasks"].values() for k, v in d.items() if k != "compare"]
+    pod_settings = [v for d in STEP_DAGS for k, v in result["tasks"][d].items() if k != "compare"]
     # Without SANDBOX_TASK_NAMESPACE the pods go to the namespace `sandbox up` creates by default.
     default_namespace = Settings(project_dir=REPO).task_namespace
     assert pod_settings == [["steps:0123456789ab", "IfNotPresent", default_namespace]] * 9
+    assert result["tasks"]["spark_etl"]["submit"] == [
+        "spark:ba9876543210", "IfNotPresent", default_namespace
+    ]
 
 
 def test_pod_tasks_fail_at_once_without_a_cluster(tmp_path: Path) -> None:

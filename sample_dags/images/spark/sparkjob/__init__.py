@@ -1,0 +1,1 @@
+"""The spark_etl sample: the PySpark job (`etl.py`) and the submit wrapper (`submit.py`)."""
