@@ -15,9 +15,9 @@ from typing import Any
 from sandbox.adapters.airflow_api import AirflowApi, Dag, DagRun, TaskInstance
 from sandbox.config import Settings
 from sandbox.core.dates import format_logical_date
-from sandbox.core.follow import LogSink, RunSnapshot, follow_run
+from sandbox.core.follow import LogSink, RunSnapshot
 from sandbox.core.lineage import run_metrics
-from sandbox.core.runs import RunResult, run_url, summarize
+from sandbox.core.runs import RunResult, follow_to_result, run_url
 from sandbox.errors import UnknownDag, UsageError
 
 # What `mark` may set (the API accepts more, these are the two the technique needs) and the
@@ -190,22 +190,10 @@ def clear(
     for run_id in dict.fromkeys(ti.run_id for ti in cleared if ti.run_id):
         run = api.get_run(request.dag_id, run_id)
         on_started(run)
-        final = follow_run(
-            api,
-            run,
-            timeout=request.timeout or settings.timeouts.run,
-            on_update=on_update,
-            on_log=on_log if request.logs else None,
-        )
         results.append(
-            RunResult(
-                dag_id=run.dag_id,
-                run_id=run.run_id,
-                logical_date=final.run.logical_date,
-                state=final.run.state,
-                url=run_url(settings, run.dag_id, run.run_id),
-                tasks=summarize(api, final),
-                rerun=True,
+            follow_to_result(
+                api, settings, run, timeout=request.timeout, rerun=True, on_update=on_update,
+                on_log=on_log if request.logs else None,
             )
         )
     return ClearResult(request.dag_id, cleared, dry_run=False, runs=tuple(results))

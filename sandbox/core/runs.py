@@ -247,13 +247,24 @@ def run_dag(
             )
     run, rerun = start_run(api, request)
     on_started(run, rerun)
-    final = follow_run(
-        api,
-        run,
-        timeout=request.timeout or settings.timeouts.run,
-        on_update=on_update,
+    return follow_to_result(
+        api, settings, run, timeout=request.timeout, rerun=rerun, on_update=on_update,
         on_log=on_log if request.logs else None,
     )
+
+
+def follow_to_result(
+    api: AirflowApi,
+    settings: Settings,
+    run: DagRun,
+    *,
+    timeout: float | None,
+    rerun: bool,
+    on_update: Callable[[RunSnapshot], None],
+    on_log: LogSink | None,
+) -> RunResult:
+    """Follow a started (or cleared) run to its end: the result `run-dag` and `clear` report."""
+    final = follow_run(api, run, timeout=timeout or settings.timeouts.run, on_update=on_update, on_log=on_log)
     return RunResult(
         dag_id=run.dag_id,
         run_id=run.run_id,
