@@ -66,7 +66,9 @@ class CliContext:
         if key not in self._settings:
             self._settings[key] = load_settings(self.project_dir, overrides=overrides)
         settings = self._settings[key]
-        if not self._announced and settings.project_dir != Path.cwd().resolve():
+        # Found by walking up from a subfolder: say which project. Named with -C or
+        # SANDBOX_PROJECT_DIR: the user knows, and error output stays one line.
+        if not explicit and not self._announced and settings.project_dir != Path.cwd().resolve():
             console.err.print(f"[dim]project: {settings.project_dir}[/]", soft_wrap=True)
             self._announced = True
         return settings

@@ -142,10 +142,15 @@ def test_down_then_up_killed_twice_then_up_keeps_every_run_and_its_logs(stack: P
     assert any(v.endswith("postgres-data") for v in stack.volumes(docker_client)), stack.volumes(docker_client)
 
     def states() -> dict[str, tuple[str, str]]:
+        from docker.errors import NotFound
+
         found = {}
-        for c in stack.containers(docker_client):
-            c.reload()
-            found[c.labels["com.docker.compose.service"]] = (c.status, (c.attrs["State"].get("Health") or {}).get("Status", ""))
+        try:
+            for c in stack.containers(docker_client):
+                c.reload()
+                found[c.labels["com.docker.compose.service"]] = (c.status, (c.attrs["State"].get("Health") or {}).get("Status", ""))
+        except NotFound as exc:  # compose removed or replaced a container between list and inspect
+            raise NotReady(f"a container went away while listing: {exc}") from exc
         return found
 
     def containers_created() -> bool:

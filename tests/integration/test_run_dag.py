@@ -162,6 +162,9 @@ def test_a_dag_that_failed_for_want_of_an_image_runs_once_the_build_records_it(s
     (folder / ".airflowignore").write_text("sandbox_tasks/\n")
     dag = folder / "sbx_needs_image.py"
     dag.write_text(
+        # The native stack has no cluster (SANDBOX_CLUSTER=none, where a missing image is only
+        # refused when a pod task runs); this file parses as a full sandbox's DAG processor would.
+        "import os\nos.environ['SANDBOX_CLUSTER'] = 'kind'\n"
         "from datetime import datetime\nfrom airflow.sdk import DAG, task\n"
         "from sandbox_tasks import task_image\n\nIMAGE = task_image('sbxneeds')\n\n"
         "with DAG('sbx_needs_image', schedule=None, start_date=datetime(2021, 1, 1)):\n"

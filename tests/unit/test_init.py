@@ -111,6 +111,8 @@ def test_the_cli_outside_a_project(tmp_path: Path) -> None:
     # a command in a subfolder acts on the project above and says which
     inside = cli(tmp_path / "proj" / "dags", "status", "--json")
     assert f"project: {tmp_path / 'proj'}" in inside.stderr
+    named = cli(tmp_path, "-C", str(tmp_path / "proj"), "status", "--json")  # named: not repeated
+    assert "project: " not in named.stderr
     # lint of a folder outside any project: packaged kind config, said so
     loose = tmp_path / "loose"
     loose.mkdir()
