@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from support import REPO, require
-from test_samples import SETTINGS, container, core, outputs, virtual_node  # noqa: F401 - fixtures
+from e2e_cluster import SETTINGS, container, core, outputs, virtual_node  # noqa: F401 - fixtures
 
 DATE = "2021-12-01"
 FAILING_DATE = "2021-12-02"
