@@ -40,7 +40,7 @@ def _virtual_node() -> str:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    record = images.read_record(SETTINGS).get("steps")
+    record = images.read_dag_record(SETTINGS).get("steps")
     require(record is not None, "the steps image is not built: run `make up` first")
     folder = tmp_path / NAME
     folder.mkdir()
@@ -48,7 +48,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     (folder / "nonce.txt").write_text(uuid.uuid4().hex)  # a tag no node holds yet
     folders = os.pathsep.join([str(REPO / "sample_dags" / "images"), str(tmp_path)])
     yield {**os.environ, "SANDBOX_IMAGES_FOLDERS": folders, "SANDBOX_IMAGE_LOAD": "archive"}
-    built = images.read_record(load_settings(REPO, environ={**os.environ, "SANDBOX_IMAGES_FOLDERS": folders}))
+    built = images.read_dag_record(load_settings(REPO, environ={**os.environ, "SANDBOX_IMAGES_FOLDERS": folders}))
     ref = (built.get(NAME) or {}).get("image")
     if ref:
         for node in _docker("ps", "--format", "{{.Names}}", "--filter", f"label=io.x-k8s.kind.cluster={SETTINGS.cluster_name}").split():
@@ -70,7 +70,7 @@ def test_image_load_archive_puts_the_image_on_the_virtual_node(env: dict[str, st
     assert "(from an archive)" in out, out + err
     assert "image_load = archive" in err and "kind load docker-image failed" not in err  # not tried
 
-    ref = images.read_record(load_settings(REPO, environ=env))[NAME]["image"]
+    ref = images.read_dag_record(load_settings(REPO, environ=env))[NAME]["image"]
     canonical = f"{images.CANONICAL_PREFIX}{ref}"
     image_id = _docker("image", "inspect", "-f", "{{.Id}}", ref).strip()
     virtual = _virtual_node()
