@@ -77,14 +77,17 @@ def pods(built: images.BuildResult) -> dict[str, dict[str, dict[str, Any]]]:
         bag = DagBag(dag_folder=DAGS, bundle_path=DAGS, load_op_links=False)
     assert bag.import_errors == {}
     rendered: dict[str, dict[str, dict[str, Any]]] = {}
+    steps_image = images.CANONICAL_PREFIX + built.ref
     for dag_id, dag in bag.dags.items():
-        rendered[dag_id] = {}
         for task in dag.topological_sort():
-            if not hasattr(task, "build_pod_request_obj"):
+            # The `steps` image's tasks only: spark_etl's submit runs the `spark` image, which
+            # tests/integration/test_spark_image.py runs with its own command line.
+            if not hasattr(task, "build_pod_request_obj") or task.image != steps_image:
                 continue
             task = copy.deepcopy(task)
             task.render_template_fields({"ds": DATE, "dag": dag, "task": task})
-            rendered[dag_id][task.task_id] = render_pod(task)
+            rendered.setdefault(dag_id, {})[task.task_id] = render_pod(task)
+    assert set(rendered) == {"recommend", "train_compare_deploy"}, set(rendered)
     return rendered
 
 
