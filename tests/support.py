@@ -125,3 +125,22 @@ def assert_on_node24_majors(refs: list[str]) -> None:
 # What `shell: bash` runs a step's script with, in a workflow or a composite action (GitHub's
 # workflow syntax, jobs.<job_id>.steps[*].shell): with pipefail.
 GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+
+
+def podman_images() -> "DockerImages":
+    """The product's image adapter on podman's API, with the debootstrap base image built: what the
+    build tests need before their first build (skips, saying how, without podman)."""
+    import os
+    import subprocess
+
+    from sandbox.adapters.docker_images import DockerImages
+
+    require_tool("podman")
+    base_url = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
+    client = DockerImages(base_url)
+    try:
+        client.client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to build with
+        require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
+    subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
+    return client

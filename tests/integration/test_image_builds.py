@@ -24,7 +24,7 @@ from sandbox.config import Settings
 from sandbox.core import images
 from sandbox.progress import SilentReporter
 
-from support import REPO, require, require_tool
+from support import podman_images
 
 BASE = "localhost/sandbox-python:3.11"
 BUILD_ARGS = {"BASE_IMAGE": BASE}
@@ -42,14 +42,7 @@ CMD ["python", "-m", "app"]
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[DockerImages]:
-    require_tool("podman")
-    base_url = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
-    client = DockerImages(base_url)
-    try:
-        client.client
-    except Exception as exc:
-        require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
-    subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
+    client = podman_images()
     yield client
     _remove_test_images(client)
 

@@ -15,15 +15,13 @@ import copy
 import csv
 import io
 import json
-import os
 import shlex
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from azurite import running_azurite, snapshot
-from support import REPO, require, require_tool
+from support import REPO, podman_images
 
 from sandbox.adapters.docker_images import DockerImages
 from sandbox.config import Settings
@@ -40,17 +38,7 @@ NAMES = f"spark_etl/{DATE}/"  # blob names under the container, as snapshot() ke
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[DockerImages]:
-    require_tool("podman")
-    base_url = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
-    client = DockerImages(base_url)
-    try:
-        client.client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to build with
-        require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
-    subprocess.run(
-        ["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True
-    )
-    yield client
+    yield podman_images()
 
 
 @pytest.fixture(scope="module")

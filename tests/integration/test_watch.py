@@ -6,8 +6,6 @@ as in a stack-only sandbox)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from sandbox.core.watch import ImportErrorWatcher, watch
 from sandbox.progress import SilentReporter
 from sandbox.waiting import NotReady, wait_until
 from sandbox.adapters.docker_images import DockerImages
-from support import REPO, require, require_tool
+from support import podman_images
 
 BASE = "localhost/sandbox-python:3.11"  # tests/images/build_base.sh, as in test_image_builds
 PREFIX = "sbxwatch-"
@@ -67,13 +65,7 @@ class Watching:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[DockerImages]:
-    require_tool("podman")
-    client = DockerImages(os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock"))
-    try:
-        client.client
-    except Exception as exc:
-        require(False, f"no container API ({exc}); run tests/podman_setup.sh")
-    subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
+    client = podman_images()
     yield client
     for _ in range(5):  # tagged images first, then the cache layers they leave (children first)
         ours = [i for i in client.client.images.list(all=True, filters={"label": images.LABEL_NAME})
