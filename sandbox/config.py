@@ -35,18 +35,36 @@ AIRFLOW_PYTHON = "3.11"
 
 def airflow_version() -> str:
     """The Airflow version pinned in pyproject.toml: the one place it is named."""
-    from importlib import metadata
-
-    try:
-        requirements = metadata.requires("sandbox") or []
-    except metadata.PackageNotFoundError:
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    requirements, _, _ = _own_metadata()
     for requirement in requirements:
         match = re.match(r"apache-airflow(\[[^\]]*\])?\s*==\s*([\w.]+)", requirement)
         if match:
             return match.group(2)
     raise ConfigError("pyproject.toml pins no apache-airflow version (expected `==X.Y.Z`)")
+
+
+def _own_metadata() -> tuple[list[str], dict[str, str], str]:
+    """This tool's requirements, project URLs and version: from the installed distribution, or
+    from pyproject.toml when run from a source tree that was never installed."""
+    from importlib import metadata
+
+    try:
+        meta = metadata.metadata("sandbox")
+        urls = dict(entry.split(", ", 1) for entry in meta.get_all("Project-URL") or [])
+        return metadata.requires("sandbox") or [], urls, meta["Version"]
+    except metadata.PackageNotFoundError:
+        project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+        return project["dependencies"], project.get("urls", {}), project["version"]
+
+
+def tool_action() -> str:
+    """`owner/repo@vX.Y.Z`: the GitHub Action of this tool's own repository and release, which the
+    workflow `sandbox init` scaffolds uses (the Repository URL in pyproject.toml)."""
+    _, urls, version = _own_metadata()
+    match = re.match(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?$", urls.get("Repository", ""))
+    if not match:
+        raise ConfigError("pyproject.toml names no GitHub Repository URL under [project.urls]")
+    return f"{match.group(1)}@v{version}"
 
 
 def airflow_image() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -18,16 +19,22 @@ def init(
     update_helper: bool = typer.Option(
         False, "--update-helper", help="Replace the vendored DAG-side helper (dags/sandbox_tasks) with this tool's copy."
     ),
+    action: Optional[str] = typer.Option(  # noqa: UP007 - typer needs Optional
+        None, "--action", metavar="OWNER/REPO@REF",
+        help="The GitHub Action the scaffolded workflow uses (default: this tool's repository at its release tag).",
+    ),
 ) -> None:
     """Scaffold a project: sandbox.toml, an example DAG and task image, the DAG-side helper,
     .gitignore lines and a GitHub Actions workflow. Existing files are left alone."""
     from sandbox.core.scaffold import init_project
     from sandbox.errors import UsageError
 
+    if action is not None and not re.fullmatch(r"[\w.-]+/[\w./-]+@[\w./-]+", action):
+        raise UsageError(f"--action {action!r} is not OWNER/REPO@REF", hint="e.g. --action my-org/sandbox@v0.1.0")
     target = folder or Path.cwd()
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} is not a folder", hint="pass a folder (new or existing) to `sandbox init`")
-    report = init_project(target, update_helper=update_helper)
+    report = init_project(target, action=action, update_helper=update_helper)
     out = console.out
     out.print(f"[bold]project[/] {escape(str(report.project_dir))}", soft_wrap=True)
     for name in report.created:

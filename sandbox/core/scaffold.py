@@ -19,13 +19,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.config import load_settings
+from sandbox.config import load_settings, tool_action
 from sandbox.resources import shipped
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "scaffold"
 HELPER = "sandbox_tasks"
-# The GitHub Action the scaffolded workflow uses (action.yml at the sandbox repository's root).
-ACTION = "sandbox-dev/sandbox@v0.1.0"
 GITIGNORE_LINES = (".sandbox/", ".sandbox-images.json")
 
 
@@ -49,7 +47,9 @@ def project_name(folder: Path) -> str:
     return name if name and name[0].isalnum() else "sandbox"
 
 
-def init_project(folder: Path, *, action: str = ACTION, update_helper: bool = False) -> InitReport:
+def init_project(folder: Path, *, action: str | None = None, update_helper: bool = False) -> InitReport:
+    """`action`: the workflow's `uses:` (default: this tool's repository at its release tag)."""
+    action = action or tool_action()
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     report = InitReport(folder)

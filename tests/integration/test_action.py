@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.core.scaffold import ACTION, init_project
+from sandbox.config import tool_action
+from sandbox.core.scaffold import init_project
 from e2e_summary import main as e2e_summary
 from support import GITHUB_BASH, REPO, actionlint, assert_on_node24_majors, require
 
@@ -46,6 +47,9 @@ def test_action_is_schema_valid() -> None:
 def test_scaffolded_workflow_is_schema_valid_and_lint_clean(scaffolded: Path) -> None:
     check_schema("vendor.github-workflows", scaffolded)
     assert actionlint(scaffolded) == []
+
+
+ACTION = tool_action()
 
 
 def test_scaffolded_workflow_uses_the_action_with_its_inputs(scaffolded: Path, action: dict) -> None:

@@ -16,11 +16,13 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from support import REPO
 
@@ -80,6 +82,11 @@ def test_init_lint_and_status_from_an_empty_folder(installed: Path, tmp_path: Pa
     assert init.returncode == 0, init.stderr
     project = tmp_path / "demo"
     assert (project / "dags" / "sandbox_tasks" / "images.py").read_bytes() == (REPO / "sample_dags" / "sandbox_tasks" / "images.py").read_bytes()
+    # the workflow's action comes from the wheel's own metadata (Project-URL, Version)
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "sandbox.yml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    repository = pyproject["urls"]["Repository"].removeprefix("https://github.com/")
+    assert {"uses": f"{repository}@v{pyproject['version']}"}.items() <= workflow["jobs"]["dags"]["steps"][1].items()
     lint = run([sandbox, "lint"], project, clean_env())
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "example.metrics → virtual-node (fits demo-worker2)" in lint.stdout

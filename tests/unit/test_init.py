@@ -134,3 +134,25 @@ def test_a_project_is_marked_by_its_files(tmp_path: Path, name: str) -> None:
     assert find_project_dir(tmp_path / "a" / "b") in (None, *tmp_path.parents)
     (tmp_path / "a" / name).write_text("")
     assert find_project_dir(tmp_path / "a" / "b") == tmp_path / "a"
+
+
+def test_the_action_and_the_readme_install_line_come_from_pyproject_s_repository() -> None:
+    """One place names the repository: the workflow's action and the README's pipx line follow it."""
+    import tomllib
+
+    from sandbox.config import tool_action
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    url = project["urls"]["Repository"]
+    assert tool_action() == f"{url.removeprefix('https://github.com/')}@v{project['version']}"
+    assert f"pipx install git+{url}" in (REPO / "README.md").read_text()
+
+
+def test_init_action_option_and_its_bad_input(tmp_path: Path) -> None:
+    done = cli(tmp_path, "init", "--action", "my-org/sandbox-fork@v9")
+    assert done.returncode == 0, done.stderr
+    assert "- uses: my-org/sandbox-fork@v9\n" in (tmp_path / ".github" / "workflows" / "sandbox.yml").read_text()
+    (tmp_path / "other").mkdir()
+    bad = cli(tmp_path / "other", "init", "--action", "not an action")
+    assert bad.returncode == 2 and not (tmp_path / "other" / "sandbox.toml").exists()
+    assert bad.stderr.count("\n") <= 2 and "OWNER/REPO@REF" in bad.stderr and "Traceback" not in bad.stderr
