@@ -157,9 +157,10 @@ def watch(ctx: typer.Context) -> None:
     state = StateDir(settings.state_dir)
 
     def rebuild(names: list[str]) -> None:
-        images.build(settings, reporter, adapters.images, names)
-        if read_mode(state) == "full":  # without a cluster (stack-only, not up): build and record only
-            images.load(settings, reporter, adapters.images, adapters.kind(), names)
+        if read_mode(state) == "full":  # recorded once loaded; without a cluster: build and record
+            images.build_and_load(settings, reporter, client=adapters.images, kind=adapters.kind(), names=names)
+        else:
+            images.build(settings, reporter, adapters.images, names)
         for name, entry in sorted(images.read_dag_record(settings).items()):
             if name in names:
                 console.out.print(f"{escape(str(entry.get('image')))}  ready: the next run of a DAG using {name} runs it")

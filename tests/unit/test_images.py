@@ -352,6 +352,20 @@ def test_no_cluster_is_a_cluster_error(tmp_path: Path) -> None:
         images.load(settings, SilentReporter(), engine, KindCli(runner=runner))
 
 
+def test_build_and_load_records_the_image_only_once_the_nodes_hold_it(tmp_path: Path) -> None:
+    """`watch` and `up`: a run reading the record between the build and the load would name an
+    image the virtual node lacks; a failed load leaves the previous record as it was."""
+    settings, item, engine, image_id = _loaded_setup(tmp_path, [])
+    record = images.dag_record_path(settings)
+    kind, _ = kind_loading_into(engine, image_id, first=fail("ERROR: no nodes found for cluster \"sbx\""))
+    with pytest.raises(CommandFailed):
+        images.build_and_load(settings, SilentReporter(), client=engine, kind=kind, names=["recommend"])
+    assert not record.exists()
+    kind, _ = kind_loading_into(engine, image_id)
+    images.build_and_load(settings, SilentReporter(), client=engine, kind=kind, names=["recommend"])
+    assert json.loads(record.read_text())["images"]["recommend"]["image"] == item.ref
+
+
 def test_second_up_with_nothing_changed_does_no_image_work(tmp_path: Path) -> None:
     settings, item, engine, image_id = _loaded_setup(tmp_path, NODES)
     kind, runner = kind_loading_into(engine, image_id)

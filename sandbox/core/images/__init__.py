@@ -12,6 +12,7 @@ load · prune · status; this module is the images step of `sandbox up` and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sandbox.adapters.crictl import node_has, parse_crictl_images
@@ -71,11 +72,16 @@ def build_and_load(
     *,
     client: ImageEngine,
     kind: KindApi,
+    names: Sequence[str] | None = None,
 ) -> ImagesResult:
-    """The last step of `sandbox up`: nothing to do when tags exist and nodes hold their IDs."""
+    """The last step of `sandbox up`, and `watch`'s rebuild: nothing to do when tags exist and
+    nodes hold their IDs. The DAG record is written once the nodes hold the images, so a run that
+    reads it never names an image a node lacks."""
     if not discover(settings):
         reporter.info("no task images to build")
         return ImagesResult()
-    planned, known = plan_all(settings, None, None)
-    built = build_planned(settings, reporter, client, planned, known)
-    return ImagesResult(built, load_planned(settings, reporter, client, kind, planned))
+    planned, known = plan_all(settings, names, None)
+    built = build_planned(settings, reporter, client, planned, known, record=False)
+    loaded = load_planned(settings, reporter, client, kind, planned)
+    write_dag_record(settings, built, known)
+    return ImagesResult(built, loaded)

@@ -97,13 +97,17 @@ def build_planned(
     client: ImageEngine,
     planned: Sequence[PlannedImage],
     known: Sequence[str],
+    *,
+    record: bool = True,
 ) -> list[BuildResult]:
+    """`record=False`: the caller writes the DAG record itself (after loading the images)."""
     results: list[BuildResult] = []
     try:
         for item in planned:
             results.append(_build_one(item, reporter, client))
     finally:
         if results:
-            write_dag_record(settings, results, known)
+            if record:
+                write_dag_record(settings, results, known)
             remember_built(settings, [r.ref for r in results if r.built])  # never another checkout's
     return results
