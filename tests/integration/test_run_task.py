@@ -41,3 +41,9 @@ def test_a_task_that_fails_exits_1_with_its_log(airflow_stack) -> None:
     assert failed.returncode == 1
     assert "sbx-deliberate-failure" in failed.stdout + failed.stderr
     assert "sandbox run-task: sbx_fail.explode 2021-10-01: failed" in failed.stderr
+
+
+def test_an_unknown_task_is_refused_in_one_line_with_exit_2(airflow_stack) -> None:
+    refused = run_task(airflow_stack, "sbx_noop3", "no_such_task", "2021-10-01")
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    assert "no_such_task" in refused.stderr and "Traceback" not in refused.stderr

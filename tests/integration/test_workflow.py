@@ -82,6 +82,7 @@ def test_runs_the_e2e_path_in_order(job: dict, action: dict) -> None:
         ".venv/bin/sandbox up 2>&1 | tee diagnostics/up-warm.log",  # the warm `up`, timed
         ".venv/bin/python tests/e2e_summary.py memory diagnostics/memory.json",  # idle, the runs done
         ".venv/bin/pytest tests -m e2e",  # asserts on the sample runs' outputs and pods
+        ".venv/bin/python benchmarks/watch_loop.py --pod",  # the inner loop on kind, after the tests
         ".venv/bin/python tests/e2e_summary.py render",
     ]
     positions = [job["steps"].index(_action_step(job))] + [job["steps"].index(_step(job, command)) for command in expected]
