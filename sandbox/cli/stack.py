@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from sandbox.cli import console
+from sandbox.cli.console import escape
 from sandbox.errors import SandboxError, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from sandbox.config import Settings
     from sandbox.core.stack_status import StackStatus
 
@@ -95,7 +98,7 @@ def status(
         console.out.print(f"[bold]project[/]   {settings.project_dir}", soft_wrap=True)
         for what, source in settings.file_sources().items():
             console.out.print(f"  {what}: {source}", soft_wrap=True, markup=False)
-        _render_status(result, settings)
+        _render_status(result, settings, console.out)
     if not result.healthy:
         raise typer.Exit(1)
 
@@ -109,10 +112,9 @@ def _caps_json(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _render_status(result: StackStatus, settings: Settings) -> None:
+def _render_status(result: StackStatus, settings: Settings, out: Console) -> None:
     from sandbox.core.capacity import describe
 
-    out = console.out
     out.print(f"[bold]mode[/]      {result.mode or 'not up'}   runtime: {result.runtime or '-'}")
     if result.cluster is not None:
         cluster = result.cluster
@@ -144,6 +146,10 @@ def _render_status(result: StackStatus, settings: Settings) -> None:
     if result.cluster is not None:
         out.print(f"[bold]quota[/]     virtual node admits {describe(settings)}")
     out.print(f"[bold]UI[/]        {result.url}   login: {result.user} / {result.password or '(not generated yet)'}")
+    if result.dag_import_errors:
+        out.print(f"[bold]DAGs[/]      {len(result.dag_import_errors)} file(s) do not import (`sandbox lint` shows why):")
+        for file, error in result.dag_import_errors:
+            out.print(f"  [red]✗[/] {escape(file)}: {escape(error)}", soft_wrap=True)
     for problem in result.problems:
         out.print(f"[red]✗[/] {problem}", markup=True)
     if result.healthy:

@@ -14,6 +14,7 @@ from sandbox.core.wiring import Adapters
 from sandbox.errors import SandboxError
 from sandbox.models import ServiceState
 from sandbox.state import ADMIN_USER, StateDir
+from sandbox.text import last_line
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class StackStatus:
     user: str
     password: str | None
     problems: tuple[str, ...] = ()
+    # (file, the error's last line): a DAG that does not import is the user's, not the stack's
+    # problem, so it is listed here and does not make the stack unhealthy (`sandbox lint` exits 1).
+    dag_import_errors: tuple[tuple[str, str], ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -45,6 +49,7 @@ class StackStatus:
             "api": {"url": self.url, "health": self.api, "error": self.api_error},
             "login": {"user": self.user, "password": self.password},
             "problems": list(self.problems),
+            "dag_import_errors": [{"file": f, "error": e} for f, e in self.dag_import_errors],
         }
 
 
@@ -85,6 +90,7 @@ def status(settings: Settings, adapters: Adapters) -> StackStatus:
         ]
     api = None
     api_error = None
+    import_errors: tuple[tuple[str, str], ...] = ()
     if mode is not None:
         try:
             api = adapters.health(settings.api_url)
@@ -96,11 +102,23 @@ def status(settings: Settings, adapters: Adapters) -> StackStatus:
         except SandboxError as exc:
             api_error = exc.message
             problems.append(exc.message)
+        if api is not None and password is not None:
+            import_errors = _dag_import_errors(adapters)
     return StackStatus(
         mode=mode, runtime=runtime, cluster=cluster, services=tuple(services), missing_services=tuple(missing),
         api=api, api_error=api_error, url=settings.api_url, user=ADMIN_USER, password=password,
-        problems=tuple(problems),
+        problems=tuple(problems), dag_import_errors=import_errors,
     )
+
+
+def _dag_import_errors(adapters: Adapters) -> tuple[tuple[str, str], ...]:
+    """What the DAG processor last failed to import, file by file; empty when the API refuses."""
+    try:
+        with adapters.airflow() as api:
+            found = api.import_errors()
+    except SandboxError:
+        return ()
+    return tuple(sorted((e.filename, last_line(e.stack_trace, "(no message)")) for e in found))
 
 
 def _cluster(settings: Settings, state: StateDir, adapters: Adapters) -> ClusterStatus:

@@ -408,28 +408,26 @@ def test_status_says_what_the_virtual_node_is_and_when_it_is_the_other_profiles(
     assert json.loads(json.dumps(status.to_json()))["notes"] == list(status.notes)
 
 
-def test_sandbox_status_prints_the_node_kind_capacity_and_note(settings, state, monkeypatch) -> None:
-    from types import SimpleNamespace
-
+def test_sandbox_status_prints_the_node_kind_capacity_and_note(settings, state) -> None:
     from rich.console import Console
 
-    from sandbox.cli import console
     from sandbox.cli.stack import _render_status
+    from sandbox.core.stack_status import StackStatus
 
     ensure_cluster(settings, kind_with(RecordingRunner({r"get clusters": ok("")})), state, SilentReporter())
     kube = FakeKube.from_specs(declared_nodes(settings))
     ensure_virtual_node(_v2(settings), kube, SilentReporter())  # switched to v2 on a v1 cluster
     kind = kind_with(RecordingRunner({r"get clusters": ok("sandbox\n")}))
-    result = SimpleNamespace(
+    result = StackStatus(
         mode="full", runtime="docker", cluster=cluster_status(_v2(settings), kind, kube), services=(),
-        missing_services=(), api=None, url="http://127.0.0.1:8080", user="admin", password="pw",
-        problems=(), healthy=True,
+        missing_services=(), api=None, api_error=None, url="http://127.0.0.1:8080", user="admin", password="pw",
+        dag_import_errors=(("team/broken.py", "ModuleNotFoundError: No module named 'x'"),),
     )
     recorder = Console(record=True, width=400)
-    monkeypatch.setattr(console, "out", recorder)
-    _render_status(result, _v2(settings))
+    _render_status(result, _v2(settings), recorder)
     text = recorder.export_text()
     assert "sandbox-worker2 (virtual node v2 (virtualnodesOnAzureContainerInstances))  pods: 110" in text
     assert "virtualization=virtualnode2" in text
     assert "note: virtual node sandbox-worker2 takes 110 pods" in text
     assert "sandbox-worker (worker)" in text
+    assert "1 file(s) do not import" in text and "✗ team/broken.py: ModuleNotFoundError: No module named 'x'" in text

@@ -534,18 +534,34 @@ def test_airflow_cli_runs_in_the_scheduler_on_this_terminal(rig: Rig) -> None:
 RECORDED_HEALTH = json.loads((REPO / "tests/fixtures/compose/airflow_health.json").read_text())
 
 
+RECORDED_IMPORT_ERRORS = json.loads((REPO / "tests/fixtures/airflow/import_errors.json").read_text())
+
+
 @contextmanager
-def airflow_health(port: int, document: dict) -> Iterator[None]:
-    """A loopback server answering GET /api/v2/monitor/health with `document`, where Airflow would."""
+def airflow_health(port: int, document: dict, import_errors: dict | None = None) -> Iterator[None]:
+    """A loopback server answering where Airflow would: GET /api/v2/monitor/health with `document`,
+    POST /auth/token, GET /api/v2/importErrors with `import_errors` (none by default)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    errors = import_errors or {"import_errors": [], "total_entries": 0}
+
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            found = self.path == "/api/v2/monitor/health"
-            self.send_response(200 if found else 404)
+        def _answer(self, body: object | None) -> None:
+            self.send_response(200 if body is not None else 404)
             self.end_headers()
-            self.wfile.write(json.dumps(document).encode() if found else b"{}")
+            self.wfile.write(json.dumps(body if body is not None else {}).encode())
+
+        def do_GET(self) -> None:  # noqa: N802
+            path, _, query = self.path.partition("?")
+            first_page = "offset=0" in query
+            pages = {"/api/v2/monitor/health": document,
+                     "/api/v2/importErrors": errors if first_page else {**errors, "import_errors": []}}
+            self._answer(pages.get(path))
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._answer({"access_token": "recorded"} if self.path == "/auth/token" else None)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -565,7 +581,9 @@ def test_status_shape_and_health(rig: Rig) -> None:
     with airflow_health(rig.settings.ports.api, RECORDED_HEALTH):
         healthy = stack_status(rig.settings, rig.adapters)
     data = healthy.to_json()
-    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems"}
+    assert set(data) == {"healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems",
+                         "dag_import_errors"}
+    assert data["dag_import_errors"] == []
     assert data["healthy"] is True and data["mode"] == "full" and data["runtime"] == "docker"
     assert data["cluster"]["ok"] is True
     assert {n["name"] for n in data["cluster"]["nodes"]} == {n.name for n in declared_nodes(rig.settings)}
@@ -589,6 +607,13 @@ def test_status_shape_and_health(rig: Rig) -> None:
     assert set(sick.problems) == {
         "service airflow-triggerer is not running", "service airflow-worker is unhealthy", "Airflow reports scheduler unhealthy",
     }
+    with airflow_health(rig.settings.ports.api, RECORDED_HEALTH, RECORDED_IMPORT_ERRORS):
+        broken_dag = stack_status(rig.settings, rig.adapters)
+    # a DAG file that does not import is listed with its last line; it is not a stack problem
+    assert set(broken_dag.problems) == {"service airflow-triggerer is not running", "service airflow-worker is unhealthy"}
+    assert broken_dag.to_json()["dag_import_errors"] == [
+        {"file": "sbx_broken.py", "error": "ModuleNotFoundError: No module named 'sbx_module_that_does_not_exist'"}
+    ]
     down = stack_status(rig.settings, rig.adapters)  # nothing answers on the API port
     assert down.api is None and "did not answer its health check" in (down.api_error or "")
 
