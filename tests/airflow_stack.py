@@ -255,7 +255,7 @@ class AirflowStack:
         ctl = shutil.which("rabbitmqctl")
         if ctl is None or mq.host not in ("127.0.0.1", "localhost"):
             return mq.user, mq.password, mq.path
-        password = _secrets.token_urlsafe(16)
+        password = _secrets.token_hex(16)  # never a leading "-", which rabbitmqctl reads as an option
         for argv in (
             ["add_vhost", self.session],
             ["add_user", self.session, password],

@@ -38,7 +38,7 @@ def test_a_task_that_succeeds_exits_0_and_runs_alone(airflow_stack) -> None:
 
 def test_a_task_that_fails_exits_1_with_its_log(airflow_stack) -> None:
     failed = run_task(airflow_stack, "sbx_fail", "explode", "2021-10-01")
-    assert failed.returncode == 1
+    assert failed.returncode == 1, failed.stderr[-3000:]
     assert "sbx-deliberate-failure" in failed.stdout + failed.stderr
     assert "sandbox run-task: sbx_fail.explode 2021-10-01: failed" in failed.stderr
 
