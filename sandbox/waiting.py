@@ -24,7 +24,7 @@ def wait_until(
     *,
     what: str,
     timeout: float,
-    interval: float = 0.5,
+    interval: float | Callable[[float], float] = 0.5,
     transient: tuple[type[BaseException], ...] = (),
     hint: str | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -34,8 +34,12 @@ def wait_until(
 
     `check` raises NotReady(state) to report what it saw; exceptions in `transient` count as
     'not yet' too (their text becomes the last state). Anything else propagates at once.
+    `interval` may be a schedule: seconds elapsed -> seconds to the next check (poll fast while
+    the answer is likely near, slower after).
     """
-    deadline = clock() + timeout
+    started = clock()
+    deadline = started + timeout
+    pause = interval if callable(interval) else (lambda elapsed: interval)
     last_state = "no answer yet"
     while True:
         try:
@@ -52,4 +56,5 @@ def wait_until(
                 f"timed out after {timeout:.0f}s waiting for {what}; last state: {last_state}",
                 hint=hint,
             )
-        sleep(min(interval, max(0.0, deadline - clock())))
+        now = clock()
+        sleep(min(pause(now - started), max(0.0, deadline - now)))

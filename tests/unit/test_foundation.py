@@ -153,6 +153,23 @@ def test_wait_until_reports_last_state_and_hint() -> None:
     assert wait_until(flaky, what="x", timeout=5, interval=0, transient=(ValueError,)) == 42
 
 
+def test_wait_until_follows_an_interval_schedule_and_the_runs_one() -> None:
+    from sandbox.core.follow import run_poll_interval
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        now[0] += seconds
+
+    with pytest.raises(WaitTimeout):
+        wait_until(lambda: None, what="x", timeout=1.0, interval=lambda elapsed: 0.2 if elapsed < 0.5 else 0.3,
+                   clock=lambda: now[0], sleep=sleep)
+    assert slept == [0.2, 0.2, 0.2, 0.3, 0.1]  # the last pause stops at the deadline
+    assert [run_poll_interval(s) for s in (0, 9.9, 10, 119, 120, 3600)] == [0.2, 0.2, 0.5, 0.5, 1.0, 1.0]
+
+
 def test_cli_starts_without_heavy_imports() -> None:
     code = (
         "import sys; from sandbox.cli.app import app\n"
