@@ -165,6 +165,7 @@ def watch(ctx: typer.Context) -> None:
             if name in names:
                 console.out.print(f"{escape(str(entry.get('image')))}  ready: the next run of a DAG using {name} runs it")
 
+    adapters.images  # noqa: B018 - connect to the engine now: the first save then pays only its build
     api = adapters.airflow() if state.secrets_file.exists() else None
     errors = ImportErrorWatcher(lambda: {e.filename: e.stack_trace for e in api.import_errors()}) if api else None
     try:

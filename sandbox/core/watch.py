@@ -20,8 +20,10 @@ from sandbox.core import images
 from sandbox.errors import SandboxError
 from sandbox.progress import Reporter
 
-SETTLE_S = 0.6
-INTERVAL_S = 0.3
+# A save is seen within INTERVAL_S and built SETTLE_S after the last write of a burst: an
+# editor's save (and format-on-save) or a `git checkout` writes its files within that.
+SETTLE_S = 0.3
+INTERVAL_S = 0.2
 
 
 @dataclass
