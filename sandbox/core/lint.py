@@ -194,8 +194,14 @@ def _cache_key(
 ) -> str:
     """SHA-256 of what a report depends on: every DAG-folder file Airflow may import (.py) or
     that decides what it lists (.airflowignore), by path and content; the profile, the nodes the
-    kind config declares, the DAGs asked for, the planned image tags; the rules and the lint code
-    itself; the Airflow version. Not covered: what DAG files read from the environment."""
+    kind config declares, the DAGs asked for, the names of the task images with sources; the
+    rules and the lint code itself; the Airflow version. Not covered: what DAG files read from
+    the environment.
+
+    Image names, not their content tags: a tag changes with every saved line of step code (the
+    inner loop: `watch` rebuilds, then `run-task` lints) but cannot change a verdict — every
+    planned ref is `name:<12 hex>`, the image-tag rule sees that shape whatever the hex, and no
+    finding's text names a tag."""
     import hashlib
 
     from sandbox.config import airflow_version
@@ -207,7 +213,7 @@ def _cache_key(
         "profile": profile,
         "nodes": [repr(n) for n in nodes],
         "dag_ids": sorted(dag_ids) if dag_ids is not None else None,
-        "planned": dict(sorted(planned.items())) if planned is not None else None,
+        "planned": sorted(planned) if planned is not None else None,
         "airflow": airflow_version(),
     }
     digest.update(json.dumps(header, sort_keys=True).encode())

@@ -35,7 +35,7 @@ def test_unchanged_folder_is_not_parsed_again_and_a_change_is(project: Path, mon
     dag.write_text(dag.read_text().replace("**virtual_node(),", '**virtual_node(cpu="8", cpu_limit="8"),'))
     second = lint.lint_dags(settings)
     assert not second.ok and second.violation_count
-    # each input of the key invalidates: the profile, the DAGs asked for, the image sources
+    # each input of the key invalidates: the profile, the DAGs asked for, a new task image
     with monkeypatch.context() as patched:
         patched.setattr(lint, "_lint_folder", _no_dagbag)
         assert lint.lint_dags(settings) == second
@@ -45,9 +45,15 @@ def test_unchanged_folder_is_not_parsed_again_and_a_change_is(project: Path, mon
         ):
             with pytest.raises(AssertionError, match="parsed again"):
                 call()
+        # step code saved (a new content tag): the same verdicts, from the cache — the inner loop
         (project / "images" / "example" / "metrics_step.py").write_text("print('{}')\n")
+        assert lint.lint_dags(settings) == second
+        (project / "images" / "other").mkdir()
+        (project / "images" / "other" / "Dockerfile").write_text("FROM python:3.12-slim\n")
         with pytest.raises(AssertionError, match="parsed again"):
             lint.lint_dags(settings)
+    # and the verdicts really do not depend on the tag: a fresh lint after the save agrees
+    assert lint.lint_dags(settings, cache=False) == second
 
 
 def test_a_corrupt_entry_is_linted_again(project: Path) -> None:
