@@ -6,12 +6,13 @@ caller gets each snapshot through a callback and renders it; this module knows n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sandbox.adapters.airflow_api import AirflowApi, Backfill, DagRun, TaskInstance
-from sandbox.errors import AirflowApiError
+from sandbox.errors import AirflowApiError, StackError
 from sandbox.waiting import NotReady, wait_until
 
 POLL_INTERVAL_S = 0.5
@@ -23,7 +24,42 @@ def run_poll_interval(elapsed: float) -> float:
     benchmarks/run_dag_overhead.py, warm 3-task no-op run-dag, median 2.10 s -> 1.95 s
     (--no-lint 2.08 s -> 1.67 s) on the native stack, 2 cores."""
     return 0.2 if elapsed < 10 else POLL_INTERVAL_S if elapsed < 120 else 1.0
+
+
 LOG_TAIL_LINES = 25
+# How long the API may fail (5xx, or not answering) while a run is followed before that is the
+# answer: Postgres restarting answers "500 Database error" for a few seconds, the api-server
+# restarting refuses connections; a stopped sandbox is reported after this, not at the timeout.
+API_OUTAGE_S = 60.0
+
+T = TypeVar("T")
+
+
+def tolerating_outages(
+    check: Callable[[], T], *, grace: float = API_OUTAGE_S, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], T]:
+    """`check`, with an API that fails for less than `grace` seconds in a row read as 'not yet'."""
+    since: float | None = None
+
+    def guarded() -> T:
+        nonlocal since
+        try:
+            result = check()
+        except NotReady:
+            since = None
+            raise
+        except (AirflowApiError, StackError) as exc:
+            if isinstance(exc, AirflowApiError) and exc.status < 500:
+                raise
+            now = clock()
+            since = now if since is None else since
+            if now - since >= grace:
+                raise
+            raise NotReady(f"the Airflow API failed, asking again: {exc.message}") from exc
+        since = None
+        return result
+
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -130,7 +166,7 @@ def follow_run(
         return snapshot
 
     final = wait_until(
-        check,
+        tolerating_outages(check),
         what=f"run {run.run_id} of {run.dag_id} to finish",
         timeout=timeout,
         interval=interval,
@@ -161,7 +197,7 @@ def follow_backfill(
         return snapshot
 
     return wait_until(
-        check,
+        tolerating_outages(check),
         what=f"backfill {backfill.id} of {backfill.dag_id} to finish",
         timeout=timeout,
         interval=interval,

@@ -55,8 +55,9 @@ def test_status_json_when_nothing_is_up(project: Path) -> None:
     assert "the sandbox is not up (run `sandbox up`)" in data["problems"]
     assert set(data) == {
         "healthy", "mode", "runtime", "cluster", "services", "missing_services", "api", "login", "problems",
-        "concurrency", "virtual_node_quota", "project", "files",
+        "concurrency", "virtual_node_quota", "project", "files", "dag_import_errors",
     }
+    assert data["dag_import_errors"] == []
     assert data["project"] == str(project)
     assert data["files"]["kind config"].endswith("(packaged default)")
 

@@ -259,3 +259,40 @@ def test_a_corrupt_secrets_file_is_never_replaced_silently(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="secrets.json is corrupt"):
         state.secrets()
     assert state.secrets_file.read_text() == "[1]"  # the database volume was made with the old one
+
+
+def test_a_brief_api_outage_while_following_is_not_yet_and_a_long_one_is_the_answer() -> None:
+    from sandbox.core.follow import tolerating_outages
+    from sandbox.errors import AirflowApiError, StackError
+
+    now = [0.0]
+    answers: list[object] = []
+
+    def check() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return str(answer)
+
+    guarded = tolerating_outages(check, grace=10, clock=lambda: now[0])
+    database = AirflowApiError(500, "Database error", method="GET", path="/api/v2/dags/d/dagRuns/r")
+    answers += [database, StackError("cannot reach the Airflow API"), NotReady("running"), database]
+    for at in (0, 5, 9, 12):  # Postgres restarting, the api-server restarting, then back
+        now[0] = at
+        with pytest.raises(NotReady):
+            guarded()
+    answers += [database, "done"]
+    now[0] = 21.9  # the outage that began at 12 is still short of the grace
+    with pytest.raises(NotReady, match="asking again: Airflow API returned 500"):
+        guarded()
+    assert guarded() == "done"
+    answers += [database, database]
+    now[0] = 30
+    with pytest.raises(NotReady):
+        guarded()
+    now[0] = 40  # 10 s of failures in a row: that is the answer
+    with pytest.raises(AirflowApiError):
+        guarded()
+    answers.append(AirflowApiError(404, "run not found"))
+    with pytest.raises(AirflowApiError):  # not an outage: at once
+        guarded()
