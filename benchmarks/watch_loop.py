@@ -11,7 +11,8 @@ On a running full sandbox (the GitHub e2e, or a laptop), in the project folder:
     python benchmarks/watch_loop.py --pod recommend.preprocess --date 2021-12-01 [--summary FILE]
   watch   with `sandbox watch` running: save a print of a fresh marker into the image's code ->
           watch builds, loads into the nodes lacking it and records ("ready:") -> `sandbox
-          run-task DAG TASK` until its log shows the marker (the new code ran in a pod);
+          run-task DAG TASK`, and (a second save) `sandbox clear DAG --date D --task TASK` on
+          the existing run, each until its log shows that save's marker (the new code ran in a pod);
   manual  the same save -> `sandbox build` + `sandbox load` + `sandbox run-dag DAG` (a new date
           per round), the path without watch.
   The edited file is restored and its image rebuilt/reloaded/recorded at the end.
@@ -142,26 +143,33 @@ def in_a_pod(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[fl
     edited = (project / args.edit).resolve()
     original = edited.read_bytes()
     day = date.fromisoformat(args.date)
+    # Two ways to see the saved code run, with watch keeping the image current: `run-task`
+    # (Airflow's `tasks test` in the scheduler container; no run needed) and `clear --task` (the
+    # task again in the existing run, through the scheduler and Celery, as in production).
+    loops = {
+        "run-task": [*SANDBOX, "run-task", dag_id, task_id, "--date", args.date],
+        "clear --task": [*SANDBOX, "clear", dag_id, "--date", args.date, "--task", task_id],
+    }
     times: dict[str, list[float]] = {k: [] for k in (
-        "watch: save -> loaded and recorded", "watch: run-task until the marker", "watch: saved code -> running in a pod",
+        *(f"watch + {loop}: {part}" for loop in loops for part in ("save -> loaded and recorded", "the command", "total")),
         "manual: sandbox build", "manual: sandbox load", "manual: sandbox run-dag", "manual: total")}
     try:
         for n in range(args.rounds):
-            watcher = Watcher(project, env)  # running through run-task, as in a user's loop
+            watcher = Watcher(project, env)  # running through the commands, as in a user's loop
             try:
-                marker = f"sandbox-bench-{uuid.uuid4().hex}"
-                started = time.monotonic()
-                append(edited, f'print("{marker}", flush=True)')
-                watcher.wait_for("ready:")
-                ready = time.monotonic() - started
-                took, output = run([*SANDBOX, "run-task", dag_id, task_id, "--date", args.date], project, env)
+                for loop, argv in loops.items():
+                    marker = f"sandbox-bench-{uuid.uuid4().hex}"
+                    started = time.monotonic()
+                    append(edited, f'print("{marker}", flush=True)')
+                    watcher.wait_for("ready:")
+                    ready = time.monotonic() - started
+                    took, output = run(argv, project, env)
+                    if marker not in output:
+                        raise SystemExit(f"{loop} ran, but its log lacks {marker}: the pod ran old code\n{output[-3000:]}")
+                    for part, value in (("save -> loaded and recorded", ready), ("the command", took), ("total", ready + took)):
+                        times[f"watch + {loop}: {part}"].append(value)
             finally:
                 watcher.stop()  # the manual round runs without it
-            if marker not in output:
-                raise SystemExit(f"run-task ran, but its log lacks {marker}: the pod ran old code\n{output[-3000:]}")
-            times["watch: save -> loaded and recorded"].append(ready)
-            times["watch: run-task until the marker"].append(took)
-            times["watch: saved code -> running in a pod"].append(ready + took)
 
             append(edited, f'print("sandbox-bench-{uuid.uuid4().hex}", flush=True)')
             build = run([*SANDBOX, "build", args.image_name], project, env)[0]
@@ -180,20 +188,23 @@ def in_a_pod(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[fl
 def report(times: dict[str, list[float]], summary: Path | None, pod: bool) -> None:
     medians = {k: statistics.median(v) for k, v in times.items() if v}
     for key, value in medians.items():
-        print(f"{key:44s} {value:7.2f} s   {['%.2f' % x for x in times[key]]}")
-    ours, theirs = (("watch: saved code -> running in a pod", "manual: total") if pod
-                    else ("watch: save -> recorded", "manual: sandbox build"))
-    ratio = medians[ours] / medians[theirs]
+        print(f"{key:52s} {value:7.2f} s   {['%.2f' % x for x in times[key]]}")
     if pod:
-        verdict = f"{'met' if medians[ours] < GOAL_S and ratio < 0.5 else 'NOT met'} (< {GOAL_S:.0f} s and < half the manual path)"
+        theirs = medians["manual: total"]
+        verdicts = []
+        for key in (k for k in medians if k.startswith("watch + ") and k.endswith(": total")):
+            ratio = medians[key] / theirs
+            met = medians[key] < GOAL_S and ratio < 0.5
+            verdicts.append(f"{key.removesuffix(': total')} / manual: {ratio:.2f}, goal {'met' if met else 'NOT met'}")
+        verdict = "; ".join(verdicts) + f" (saved code -> running in a pod < {GOAL_S:.0f} s and < half the manual path)"
     else:
-        verdict = "not judged here: it is for saved code -> a pod (--pod, on a cluster)"
-    print(f"watch / manual: {ratio:.2f}; goal {verdict}")
+        ratio = medians["watch: save -> recorded"] / medians["manual: sandbox build"]
+        verdict = f"watch / manual: {ratio:.2f}; the goal is for saved code -> a pod (--pod, on a cluster)"
+    print(verdict)
     if summary is not None:
         rows = "".join(f"| {k} | {v:.1f} s |\n" for k, v in medians.items())
         with summary.open("a") as handle:
-            handle.write(f"### Inner loop (medians)\n\n| path | wall |\n|---|---|\n{rows}\n"
-                         f"watch / manual: **{ratio:.2f}**; goal {verdict}\n\n")
+            handle.write(f"### Inner loop (medians)\n\n| path | wall |\n|---|---|\n{rows}\n{verdict}\n\n")
 
 
 def main() -> int:

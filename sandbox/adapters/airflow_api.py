@@ -356,8 +356,12 @@ class AirflowApi:
 
     def task_ids(self, dag_id: str) -> list[str]:
         """The DAG's task ids (GET /dags/{id}/tasks, sorted by id)."""
+        return list(self.task_graph(dag_id))
+
+    def task_graph(self, dag_id: str) -> dict[str, tuple[str, ...]]:
+        """Each task id -> the ids directly downstream of it (GET /dags/{id}/tasks)."""
         body = self.request("GET", f"/api/v2/dags/{_seg(dag_id)}/tasks")
-        return [str(t["task_id"]) for t in body["tasks"]]
+        return {str(t["task_id"]): tuple(str(d) for d in t.get("downstream_task_ids") or ()) for t in body["tasks"]}
 
     def import_errors(self) -> list[ImportErrorRecord]:
         return [

@@ -17,7 +17,9 @@ from sandbox.cli.console import escape
 from sandbox.cli.runs import _print_run_summary, _seconds, _state, run_table
 
 if TYPE_CHECKING:
-    from sandbox.core.ops import ClearResult, MarkResult, RunRow, RunsReport
+    from sandbox.adapters.airflow_api import AirflowApi
+    from sandbox.config import Settings
+    from sandbox.core.ops import ClearRequest, ClearResult, MarkResult, RunRow, RunsReport
 
 
 def _pause(ctx: typer.Context, dag_ids: list[str] | None, all_dags: bool, as_json: bool, paused: bool) -> None:
@@ -84,37 +86,44 @@ def clear(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Clear task instances so the scheduler runs them again, and follow the re-runs live."""
-    from rich.live import Live
-
     from sandbox.core.ops import ClearRequest
-    from sandbox.core.ops import clear as core_clear
 
     first, last = _dates(date, start, end)
     request = ClearRequest(
         dag_id=dag_id, start=first, end=last, task_ids=tuple(tasks or ()), downstream=downstream,
         upstream=upstream, only_failed=only_failed, dry_run=dry_run, logs=logs, timeout=timeout,
     )
-    with ctx.obj.adapters().airflow() as api, Live(console=console.err, refresh_per_second=4, transient=True) as live:
-        live.update(f"clearing {escape(dag_id)}…")
-
-        def on_log(task: str, line: str) -> None:
-            live.console.print(f"[dim]{escape(task)} |[/] {escape(line)}", soft_wrap=True)
-
-        result = core_clear(
-            api,
-            ctx.obj.settings(),
-            request,
-            on_cleared=lambda tis: live.console.print(f"cleared {len(tis)} task instance(s)"),
-            on_started=lambda run: live.console.print(f"re-running {escape(run.dag_id)} {escape(run.run_id)}"),
-            on_update=lambda snapshot: live.update(run_table(snapshot)),
-            on_log=on_log,
-        )
+    with ctx.obj.adapters().airflow() as api:
+        result = clear_live(api, ctx.obj.settings(), request)
     if as_json:
         console.out.print_json(json.dumps(result.to_json()))
     else:
         _print_clear(result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def clear_live(api: AirflowApi, settings: Settings, request: ClearRequest) -> ClearResult:
+    """Clear, then follow the re-runs with a live table and their pods' logs (`clear`, `run-task`)."""
+    from rich.live import Live
+
+    from sandbox.core.ops import clear as core_clear
+
+    with Live(console=console.err, refresh_per_second=4, transient=True) as live:
+        live.update(f"clearing {escape(request.dag_id)}…")
+
+        def on_log(task: str, line: str) -> None:
+            live.console.print(f"[dim]{escape(task)} |[/] {escape(line)}", soft_wrap=True)
+
+        return core_clear(
+            api,
+            settings,
+            request,
+            on_cleared=lambda tis: live.console.print(f"cleared {len(tis)} task instance(s)"),
+            on_started=lambda run: live.console.print(f"re-running {escape(run.dag_id)} {escape(run.run_id)}"),
+            on_update=lambda snapshot: live.update(run_table(snapshot)),
+            on_log=on_log,
+        )
 
 
 def _print_clear(result: ClearResult) -> None:

@@ -328,17 +328,25 @@ def run_task(
     task_id: str = typer.Argument(..., help="The task id."),
     date: str = typer.Option(..., "--date", "-d", help="Logical date: YYYY-MM-DD (midnight UTC) or ISO-8601."),
     lint: bool = typer.Option(True, "--lint/--no-lint", help="Check the DAG against the ACI rules first."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Always Airflow's `tasks test` (a run of its own), even when a finished run of that date exists."
+    ),
 ) -> None:
     """Run one task of a DAG for real, without the rest of the DAG (a pod task as a pod on the
-    virtual node); its log here; exit 0 when it succeeded, 1 when it failed."""
+    virtual node); its log here; exit 0 when it succeeded, 1 when it failed. When a finished run
+    of that date exists (and the task's upstream tasks succeeded there), the task runs again in
+    it through the scheduler and Celery, as `clear --task` does; otherwise with `tasks test`."""
     import sys
 
+    from sandbox.cli.ops import _print_clear, clear_live
     from sandbox.core import stack
     from sandbox.core.dates import format_logical_date, parse_logical_date
-    from sandbox.core.run_task import runner_argv
+    from sandbox.core.ops import ClearRequest, require_tasks
+    from sandbox.core.run_task import run_to_reuse, runner_argv
     from sandbox.core.runs import wait_parsed
 
-    when = format_logical_date(parse_logical_date(date))
+    logical_date = parse_logical_date(date)
+    when = format_logical_date(logical_date)
     settings = ctx.obj.settings()
     _require_api(ctx)
     if lint:
@@ -346,6 +354,21 @@ def run_task(
             _lint(settings, dag_id)
     with ctx.obj.adapters().airflow() as api:
         wait_parsed(api, settings, dag_id)  # an import error is reported as run-dag reports it
+        require_tasks(api, dag_id, [task_id])
+        run = None if fresh else run_to_reuse(api, dag_id, task_id, logical_date)
+        if run is not None:
+            console.err.print(
+                f"{escape(dag_id)}.{escape(task_id)} again in its run of {when} ({escape(run.run_id)}), through the "
+                "scheduler and Celery (--fresh: a run of its own with `airflow tasks test`)", soft_wrap=True,
+            )
+            request = ClearRequest(dag_id=dag_id, start=logical_date, end=logical_date, task_ids=(task_id,))
+            result = clear_live(api, settings, request)
+    if run is not None:
+        _print_clear(result)
+        # the task's own end decides, not the run's: tasks after it keep the state they had
+        states = sorted({s.state or "none" for r in result.runs for s in r.tasks if s.task.split("[")[0] == task_id})
+        console.err.print(f"sandbox run-task: {escape(dag_id)}.{escape(task_id)} {when}: {', '.join(states) or 'not run'}")
+        raise typer.Exit(0 if states == ["success"] else 1)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     sys.exit(stack.airflow_exec(settings, runner_argv(dag_id, task_id, when), ctx.obj.adapters(), tty=tty))
 
