@@ -11,8 +11,8 @@ On a running full sandbox (the GitHub e2e, or a laptop), in the project folder:
     python benchmarks/watch_loop.py --pod recommend.preprocess --date 2021-12-01 [--summary FILE]
   watch   with `sandbox watch` running: save a print of a fresh marker into the image's code ->
           watch builds, loads into the nodes lacking it and records ("ready:") -> `sandbox
-          run-task DAG TASK`, and (a second save) `sandbox clear DAG --date D --task TASK` on
-          the existing run, each until its log shows that save's marker (the new code ran in a pod);
+          run-task DAG TASK` (in the date's existing run), and after a second save the same with
+          --fresh (`tasks test`), each until its log shows that save's marker (new code in a pod);
   manual  the same save -> `sandbox build` + `sandbox load` + `sandbox run-dag DAG` (a new date
           per round), the path without watch.
   The edited file is restored and its image rebuilt/reloaded/recorded at the end.
@@ -143,12 +143,12 @@ def in_a_pod(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[fl
     edited = (project / args.edit).resolve()
     original = edited.read_bytes()
     day = date.fromisoformat(args.date)
-    # Two ways to see the saved code run, with watch keeping the image current: `run-task`
-    # (Airflow's `tasks test` in the scheduler container; no run needed) and `clear --task` (the
-    # task again in the existing run, through the scheduler and Celery, as in production).
+    # Two ways `run-task` runs the saved code, with watch keeping the image current: again in the
+    # date's existing run through the scheduler and Celery (its default when that run exists),
+    # and `--fresh`: Airflow's `tasks test` in the scheduler container.
     loops = {
         "run-task": [*SANDBOX, "run-task", dag_id, task_id, "--date", args.date],
-        "clear --task": [*SANDBOX, "clear", dag_id, "--date", args.date, "--task", task_id],
+        "run-task --fresh": [*SANDBOX, "run-task", dag_id, task_id, "--date", args.date, "--fresh"],
     }
     times: dict[str, list[float]] = {k: [] for k in (
         *(f"watch + {loop}: {part}" for loop in loops for part in ("save -> loaded and recorded", "the command", "total")),

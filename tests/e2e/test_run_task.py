@@ -1,6 +1,7 @@
 """`sandbox run-task` on the real cluster: one pod task of a sample DAG runs as a pod on the
-virtual node through the real operator (Airflow's `airflow tasks test` in the scheduler
-container), its pod's output in the terminal, the task's exit code; nothing else scheduled.
+virtual node through the real operator (again in the date's run through the scheduler and
+Celery, or with --fresh Airflow's `airflow tasks test` in the scheduler container), its pod's
+output in the terminal, the task's exit code; nothing else scheduled.
 
 Precondition, as in the e2e workflow: the sample DAGs ran for DATE (the run exists).
 """
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from support import REPO
 
 from e2e_cluster import DATE, SETTINGS, core, virtual_node  # noqa: F401 - fixtures
@@ -23,15 +25,19 @@ def run_task(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_pod_task_runs_alone_on_the_virtual_node_with_its_output_shown(core: Any) -> None:
+@pytest.mark.parametrize("how", ["again in its run", "--fresh"])
+def test_a_pod_task_runs_alone_on_the_virtual_node_with_its_output_shown(core: Any, how: str) -> None:
+    """The run of DATE exists: by default the task runs again in it through the scheduler and
+    Celery; with --fresh through `airflow tasks test` in the scheduler container."""
     def pods() -> dict[str, Any]:
         found = core.list_namespaced_pod(SETTINGS.task_namespace, label_selector="dag_id=recommend")
         return {p.metadata.name: p for p in found.items}
 
     before = pods()
-    done = run_task("recommend", "preprocess", "--date", DATE)
+    done = run_task("recommend", "preprocess", "--date", DATE, *(["--fresh"] if how == "--fresh" else []))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"sandbox run-task: recommend.preprocess {DATE}: success" in done.stderr
+    assert ("again in its run of" in done.stderr) is (how != "--fresh")
     log = done.stdout + done.stderr  # the pod's lines come through the task's logger
     metrics = [line for line in log.splitlines() if '"step": "preprocess"' in line]
     assert metrics, "the pod's metrics line is not in the task log: " + log[-3000:]
