@@ -15,7 +15,6 @@ import os
 import secrets as _secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,6 +27,7 @@ from sandbox.core.airflow_config import Topology, airflow_env
 from sandbox.config import Settings, load_settings
 from sandbox.state import Secrets, StateDir, write_private
 from sandbox.waiting import NotReady, wait_until
+from support import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -48,12 +48,6 @@ class ServicesUnavailable(Exception):
 class Services:
     postgres_url: str  # a login that may create roles and databases
     rabbitmq_url: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

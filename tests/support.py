@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +147,55 @@ def podman_images() -> "DockerImages":
         require(False, f"no container API at {base_url} ({exc}); run tests/podman_setup.sh")
     subprocess.run(["bash", str(REPO / "tests" / "images" / "build_base.sh")], check=True, capture_output=True)
     return client
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The head of a script run in a fresh interpreter that sees a DAG folder (argv[1], as `dags`) the
+# way the official Airflow containers do: only that folder, the standard library and
+# site-packages on sys.path (no repo, no cwd), the `sandbox` package unimportable.
+CONTAINER_VIEW = r"""
+import importlib.abc, sys
+from pathlib import Path
+
+dags = Path(sys.argv[1])
+sys.path[:] = [str(dags)] + [
+    p for p in sys.path if p.startswith(sys.base_prefix) or p.endswith("site-packages")
+]
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "sandbox" or name.startswith("sandbox."):
+            raise ImportError(f"{name} is not installed in the Airflow image")
+        return None
+
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def wait_run(api: Any, dag_id: str, day: datetime, states: tuple[str, ...], timeout: float = 120) -> Any:
+    """The DAG's run of `day` once it is in one of `states` (polled through the API)."""
+    from sandbox.errors import StackError
+    from sandbox.waiting import NotReady, wait_until
+
+    def check() -> Any:
+        runs = api.list_runs(dag_id, start=day, end=day)
+        if runs and runs[0].state in states:
+            return runs[0]
+        raise NotReady(runs[0].state if runs else "no run")
+
+    # StackError: a fresh stack's API server can stall for seconds while the first task starts.
+    return wait_until(
+        check, what=f"{dag_id} {day:%Y-%m-%d} in {states}", timeout=timeout, interval=0.3,
+        transient=(StackError,),
+    )
+
+
+def task_states(api: Any, run: Any) -> dict[str, tuple[str | None, int]]:
+    """task id -> (state, try number) of a run's task instances."""
+    return {ti.task_id: (ti.state, ti.try_number) for ti in api.task_instances(run.dag_id, run.run_id)}

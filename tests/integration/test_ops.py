@@ -10,30 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sandbox.errors import StackError
 from sandbox.waiting import NotReady, wait_until
+from support import task_states, wait_run
 
 
 def _day(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _wait_run(api, dag_id: str, day: datetime, states: tuple[str, ...], timeout: float = 120):
-    def check():
-        runs = api.list_runs(dag_id, start=day, end=day)
-        if runs and runs[0].state in states:
-            return runs[0]
-        raise NotReady(runs[0].state if runs else "no run")
-
-    # StackError: a fresh stack's API server can stall for seconds while the first task starts.
-    return wait_until(
-        check, what=f"{dag_id} {day:%Y-%m-%d} in {states}", timeout=timeout, interval=0.3,
-        transient=(StackError,),
-    )
-
-
-def _tis(api, run) -> dict[str, tuple[str | None, int]]:
-    return {ti.task_id: (ti.state, ti.try_number) for ti in api.task_instances(run.dag_id, run.run_id)}
 
 
 def test_clear_reruns_a_failed_task_and_its_downstream(sandbox, api, tmp_path) -> None:
@@ -41,8 +23,8 @@ def test_clear_reruns_a_failed_task_and_its_downstream(sandbox, api, tmp_path) -
     day = _day("2021-03-01")
     api.set_paused("sbx_flag", False)
     api.trigger("sbx_flag", day, {"flag": str(flag)})
-    run = _wait_run(api, "sbx_flag", day, ("success", "failed"))
-    before = _tis(api, run)
+    run = wait_run(api, "sbx_flag", day, ("success", "failed"))
+    before = task_states(api, run)
     assert before == {"prepare": ("success", 1), "check": ("failed", 1), "report": ("upstream_failed", 0)}
 
     # --dry-run lists what would be cleared and changes nothing.
@@ -50,13 +32,13 @@ def test_clear_reruns_a_failed_task_and_its_downstream(sandbox, api, tmp_path) -
     assert plan["dry_run"] is True and plan["runs"] == []
     assert sorted(c["task"] for c in plan["cleared"]) == ["check", "report"]
     assert api.get_run("sbx_flag", run.run_id).state == "failed"
-    assert _tis(api, run) == before
+    assert task_states(api, run) == before
 
     flag.write_text("go")
     proc = sandbox("clear", "sbx_flag", "--date", "2021-03-01", "--task", "check", "--downstream")
     assert proc.returncode == 0, proc.stderr
     assert "succeeded" in proc.stdout and "(rerun)" in proc.stdout  # run-dag's summary
-    assert _tis(api, run) == {"prepare": ("success", 1), "check": ("success", 2), "report": ("success", 1)}
+    assert task_states(api, run) == {"prepare": ("success", 1), "check": ("success", 2), "report": ("success", 1)}
     assert api.get_run("sbx_flag", run.run_id).state == "success"
 
 
@@ -82,21 +64,21 @@ def test_mark_failed_stops_later_days_while_earlier_days_finish(sandbox, api) ->
     assert {t["task"]: t["state"] for t in marked["tasks"]}["work"] == "failed"
     assert sandbox("unpause", "sbx_past").returncode == 0
 
-    done = _wait_run(api, "sbx_past", before, ("success", "failed"))
+    done = wait_run(api, "sbx_past", before, ("success", "failed"))
     assert done.state == "success"
-    assert _wait_run(api, "sbx_past", day, ("success", "failed")).state == "failed"
+    assert wait_run(api, "sbx_past", day, ("success", "failed")).state == "failed"
     # Once the scheduler has looked at day N+1 after day N failed, its task still never started.
     seen_after = datetime.now(UTC)
 
     def looked_at():
-        run = _wait_run(api, "sbx_past", after, ("running", "queued", "success", "failed"))
+        run = wait_run(api, "sbx_past", after, ("running", "queued", "success", "failed"))
         if run.last_scheduling_decision and run.last_scheduling_decision > seen_after:
             return run
         raise NotReady(f"last scheduling decision {run.last_scheduling_decision}")
 
     blocked = wait_until(looked_at, what="the scheduler to examine day N+1", timeout=60, interval=0.3)
     assert blocked.state == "running"
-    assert _tis(api, blocked) == {"work": (None, 0), "publish": (None, 0)}
+    assert task_states(api, blocked) == {"work": (None, 0), "publish": (None, 0)}
     listed = sandbox.json("runs", "sbx_past", "--state", "running")
     assert [r["logical_date"][:10] for r in listed["runs"]] == ["2021-04-03"]
     assert sandbox("pause", "sbx_past").returncode == 0  # leave no running DAG behind
@@ -126,7 +108,7 @@ def test_pause_holds_a_queued_run_until_unpause(sandbox, api) -> None:
     assert sandbox("run-dag", "sbx_retry", "--date", "2021-07-01", "--no-lint").returncode == 0
     assert api.get_run("sbx_noop3", held.run_id).state == "queued"
     assert sandbox("unpause", "sbx_noop3").returncode == 0
-    assert _wait_run(api, "sbx_noop3", day, ("success", "failed")).state == "success"
+    assert wait_run(api, "sbx_noop3", day, ("success", "failed")).state == "success"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from airflow_stack import free_port
+from support import free_port
 from sandbox.adapters.airflow_api import AirflowApi
 from sandbox.errors import AirflowApiError, StackError
 

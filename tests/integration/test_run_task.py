@@ -14,6 +14,7 @@ import pytest
 from sandbox.adapters.airflow_api import AirflowApi
 from sandbox.core.run_task import runner_argv
 from sandbox.state import ADMIN_USER
+from support import task_states, wait_run
 
 pytestmark = pytest.mark.integration
 
@@ -49,29 +50,18 @@ def test_an_unknown_task_is_refused_in_one_line_with_exit_2(airflow_stack) -> No
     assert "no_such_task" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def _tis(api, run) -> dict[str, tuple[str | None, int]]:
-    return {ti.task_id: (ti.state, ti.try_number) for ti in api.task_instances(run.dag_id, run.run_id)}
-
-
 def test_a_finished_run_of_the_date_reruns_just_that_task_through_the_scheduler(sandbox, api, tmp_path) -> None:
     """The inner loop's case: `sandbox run-task` (the console script) on a date that has a run
     clears only that task there and follows it; its exit code is the task's, not the run's."""
     from sandbox.core.run_task import run_to_reuse
-    from sandbox.waiting import NotReady, wait_until
 
     flag = tmp_path / "flag"
     day = datetime(2021, 4, 1, tzinfo=UTC)
     api.set_paused("sbx_flag", False)
     api.trigger("sbx_flag", day, {"flag": str(flag)})
 
-    def finished():
-        runs = api.list_runs("sbx_flag", start=day, end=day)
-        if runs and runs[0].finished:
-            return runs[0]
-        raise NotReady(runs[0].state if runs else "no run")
-
-    run = wait_until(finished, what="sbx_flag's run", timeout=180, interval=0.3)
-    assert _tis(api, run) == {"prepare": ("success", 1), "check": ("failed", 1), "report": ("upstream_failed", 0)}
+    run = wait_run(api, "sbx_flag", day, ("success", "failed"), timeout=180)
+    assert task_states(api, run) == {"prepare": ("success", 1), "check": ("failed", 1), "report": ("upstream_failed", 0)}
     # `report`'s upstream failed in that run: not re-runnable there, `tasks test` would run it
     assert run_to_reuse(api, "sbx_flag", "report", day) is None
     assert run_to_reuse(api, "sbx_flag", "check", day).run_id == run.run_id
@@ -84,6 +74,6 @@ def test_a_finished_run_of_the_date_reruns_just_that_task_through_the_scheduler(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "again in its run of 2021-04-01" in done.stderr and "sbx_flag.check 2021-04-01: success" in done.stderr
     # only `check` ran again (try 3); `report` after it was not scheduled, and the run says so
-    assert _tis(api, run) == {"prepare": ("success", 1), "check": ("success", 3), "report": ("upstream_failed", 0)}
+    assert task_states(api, run) == {"prepare": ("success", 1), "check": ("success", 3), "report": ("upstream_failed", 0)}
     unknown = sandbox("run-task", "sbx_flag", "no_such_task", "--date", "2021-04-01", "--no-lint")
     assert unknown.returncode == 2 and "no_such_task" in unknown.stderr and "Traceback" not in unknown.stderr

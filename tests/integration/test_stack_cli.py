@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +29,6 @@ def sandbox(project: Path, *args: str, input: str | None = None, env: dict[str, 
 def project(tmp_path: Path) -> Path:
     (tmp_path / "sandbox.toml").write_text('name = "clitest"\nruntime = "podman"\n')
     return tmp_path
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def _one_error(result: subprocess.CompletedProcess) -> str:

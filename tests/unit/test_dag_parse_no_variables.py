@@ -19,24 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from support import CONTAINER_VIEW
+
 REPO = Path(__file__).resolve().parents[2]
 
-PARSE = r"""
-import importlib.abc, json, sys
-from pathlib import Path
-
-dags = Path(sys.argv[1])
-sys.path[:] = [str(dags)] + [
-    p for p in sys.path if p.startswith(sys.base_prefix) or p.endswith("site-packages")
-]
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "sandbox" or name.startswith("sandbox."):
-            raise ImportError(f"{name} is not installed in the Airflow image")
-        return None
-
-sys.meta_path.insert(0, Blocker())
+PARSE = CONTAINER_VIEW + r"""
+import json
 
 import airflow.sdk
 from airflow.models import variable as model_variable

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from sandbox.adapters.runtime import Engine, OciProbe, Runtime, probe_oci, run_p
 from sandbox.config import Ports, Settings
 from sandbox.core import doctor
 from sandbox.errors import PrerequisiteError
+from support import free_port
 
 GIB = 1 << 30
 
@@ -23,26 +22,11 @@ def _runtime(name: str = "docker", mem: int = 16 * GIB, *, rootless: bool = Fals
     return Runtime(name, engine, 1000, False)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A port really in use: a listening socket this test holds."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_port_in_use_fails_with_how_to_pick_another(taken_port: int) -> None:
     [check] = doctor.check_ports([("api", taken_port)])
     assert check.status == "fail" and f"port {taken_port} on 127.0.0.1 (api) is already in use" == check.what
     assert "SANDBOX_PORT_API" in check.fix
-    free = _free_port()
+    free = free_port()
     assert doctor.check_ports([("api", free)])[0].status == "ok"
 
 
@@ -126,7 +110,7 @@ def test_rootless_podman_needs_cgroup_v2_and_delegation(tmp_path: Path) -> None:
 
 
 def test_diagnose_and_require_healthy(tmp_path: Path, taken_port: int) -> None:
-    settings = Settings(project_dir=tmp_path, ports=Ports(api=taken_port, rabbitmq_ui=_free_port(), azurite_blob=_free_port()))
+    settings = Settings(project_dir=tmp_path, ports=Ports(api=taken_port, rabbitmq_ui=free_port(), azurite_blob=free_port()))
     runner = RecordingRunner({r"compose version": ok("2.29.7\n")})
     compose = find_compose(_runtime(), runner=runner)
     tools = {name: Path(f"/usr/bin/{name}") for name in ("kind", "kubectl")}

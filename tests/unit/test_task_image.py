@@ -19,26 +19,12 @@ from pathlib import Path
 import pytest
 
 from sandbox.core.images.records import RECORD_FILE
+from support import CONTAINER_VIEW
 
 REPO = Path(__file__).resolve().parents[2]
 
-SCENARIOS = r"""
-import importlib.abc, json, os, sys
-from pathlib import Path
-
-dags = Path(sys.argv[1])
-# the DAG folder, the standard library, site-packages: nothing else (no repo, no cwd)
-sys.path[:] = [str(dags)] + [
-    p for p in sys.path if p.startswith(sys.base_prefix) or p.endswith("site-packages")
-]
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "sandbox" or name.startswith("sandbox."):
-            raise ImportError(f"{name} is not installed in the Airflow image")
-        return None
-
-sys.meta_path.insert(0, Blocker())
+SCENARIOS = CONTAINER_VIEW + r"""
+import json, os
 
 from sandbox_tasks import task_image  # as DAG files import it
 from sandbox_tasks.images import task_image_pull_policy
