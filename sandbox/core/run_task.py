@@ -16,8 +16,10 @@ terminal. `airflow tasks test` exits 0 even when the task failed (airflow 3.3.2,
 airflow/cli/commands/task_command.py `task_test`: it calls `_run_task(ti=..., ...)` and returns),
 so RUNNER wraps that call to read the task instance's final state and exits with it: 0 success,
 1 anything else; 2 when Airflow refused before running it (unknown DAG or task), in one line.
-`task_test`'s `finally` deletes the run it created; that delete can race the scheduler (seen:
-StaleDataError on `dag_run`) after the task ran: the task's state still decides the exit code.
+`task_test`'s `finally` deletes the run it created. A live scheduler examined that run and raced
+the delete (seen: StaleDataError here, and the scheduler's own loop dying on ObjectDeletedError):
+RUNNER creates it with a run_after the scheduler never reaches; should the delete still fail after
+the task ran, the task's state decides the exit code.
 The wrapper is checked against the pinned Airflow on the native test stack.
 """
 
@@ -47,6 +49,21 @@ def recording(*, ti, task, **kwargs):
             states.append("unknown")
 
 task_command._run_task = recording
+
+# `tasks test` creates a RUNNING manual run for the date when there is none, and deletes it at the
+# end. The live scheduler examines RUNNING runs whose run_after has come (airflow 3.3.2,
+# models/dagrun.py `get_running_dag_runs_to_examine`): it would schedule the DAG's other tasks in
+# that run, and its loop died on the deleted row (ObjectDeletedError, seen on the native stack).
+# A run_after far in the future keeps the scheduler away from the run; nothing else reads it.
+from datetime import timedelta
+from airflow.utils import timezone
+create_run = task_command.get_or_create_dagrun
+
+def unseen_by_the_scheduler(**kwargs):
+    kwargs["run_after"] = timezone.utcnow() + timedelta(days=36500)
+    return create_run(**kwargs)
+
+task_command.get_or_create_dagrun = unseen_by_the_scheduler
 sys.argv = ["airflow", "tasks", "test", dag_id, task_id, when]
 from airflow.__main__ import main
 try:

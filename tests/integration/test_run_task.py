@@ -35,6 +35,8 @@ def test_a_task_that_succeeds_exits_0_and_runs_alone(airflow_stack) -> None:
     with AirflowApi(airflow_stack.url, ADMIN_USER, airflow_stack.admin_password) as api:
         day = datetime(2021, 10, 1, tzinfo=UTC)
         assert api.list_runs("sbx_noop3", start=day, end=day) == []  # no run left behind
+    # the scheduler never examined the temporary run, so its loop did not die on the deleted row
+    assert airflow_stack.procs["scheduler"].poll() is None
 
 
 def test_a_task_that_fails_exits_1_with_its_log(airflow_stack) -> None:
@@ -42,6 +44,7 @@ def test_a_task_that_fails_exits_1_with_its_log(airflow_stack) -> None:
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "sbx-deliberate-failure" in failed.stdout + failed.stderr
     assert "sandbox run-task: sbx_fail.explode 2021-10-01: failed" in failed.stderr
+    assert airflow_stack.procs["scheduler"].poll() is None
 
 
 def test_an_unknown_task_is_refused_in_one_line_with_exit_2(airflow_stack) -> None:
